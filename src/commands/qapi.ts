@@ -1,0 +1,83 @@
+/**
+ * QAPI-flavoured schema constructors on top of valibot.
+ *
+ * Every command's arguments are built from these. Each returns an ordinary
+ * valibot schema (so `v.InferOutput` gives the handler's argument type) and
+ * records the QAPI facts valibot has no word for (type name, integer width,
+ * union discriminator) in a side table read by the validator
+ * (./validate.ts: QEMU's member order and error texts) and by introspection
+ * (./introspect.ts: query-qmp-schema).
+ */
+import * as v from "valibot";
+
+export type IntKind =
+  | "int" | "int8" | "int16" | "int32" | "int64"
+  | "uint8" | "uint16" | "uint32" | "uint64" | "size";
+
+export type QapiMeta =
+  | { kind: "int"; int: IntKind }
+  | { kind: "number" }
+  | { kind: "str" }
+  | { kind: "bool" }
+  | { kind: "null" }
+  | { kind: "any" }
+  | { kind: "enum"; name: string; values: readonly string[] }
+  | { kind: "struct"; name: string }
+  | { kind: "union"; name: string; discriminator: string; base: v.ObjectEntries; variants: Record<string, v.ObjectEntries> }
+  | { kind: "alternate"; name: string; members: readonly v.GenericSchema[] };
+
+const metaTable = new WeakMap<object, QapiMeta>();
+
+function tag<S extends v.GenericSchema>(schema: S, meta: QapiMeta): S {
+  metaTable.set(schema, meta);
+  return schema;
+}
+
+export function qapiMeta(schema: v.GenericSchema): QapiMeta | undefined {
+  return metaTable.get(schema);
+}
+
+/** JSON integers beyond 2^53 arrive as bigint; smaller ones as number. */
+export const int = (kind: IntKind = "int") =>
+  tag(v.union([v.pipe(v.number(), v.integer()), v.bigint()]) as v.GenericSchema<number>, { kind: "int", int: kind });
+export const num = () => tag(v.union([v.number(), v.bigint()]) as v.GenericSchema<number>, { kind: "number" });
+export const str = () => tag(v.string(), { kind: "str" });
+export const bool = () => tag(v.boolean(), { kind: "bool" });
+export const nil = () => tag(v.null(), { kind: "null" });
+export const any = () => tag(v.unknown(), { kind: "any" });
+
+export const enumOf = <const T extends readonly [string, ...string[]]>(name: string, values: T) =>
+  tag(v.picklist(values), { kind: "enum", name, values });
+
+export const struct = <E extends v.ObjectEntries>(name: string, entries: E) =>
+  tag(v.object(entries), { kind: "struct", name });
+
+export const optional = <S extends v.GenericSchema>(schema: S) => v.optional(schema);
+export const array = <S extends v.GenericSchema>(schema: S) => v.array(schema);
+
+/**
+ * A flat union: common `base` members (including the discriminator, an enum)
+ * plus per-value members, like QAPI's `'union': ..., 'discriminator': ...`.
+ */
+export function union<const D extends string, B extends v.ObjectEntries, V extends Record<string, v.ObjectEntries>>(
+  name: string,
+  discriminator: D,
+  base: B,
+  variants: V,
+) {
+  const options = Object.entries(variants).map(([value, entries]) =>
+    v.object({ ...base, [discriminator]: v.literal(value), ...entries }),
+  );
+  const schema = v.variant(discriminator, options as never) as unknown as v.GenericSchema<
+    { [K in keyof V]: v.InferOutput<v.ObjectSchema<B & V[K], undefined>> & Record<D, K> }[keyof V]
+  >;
+  return tag(schema, { kind: "union", name, discriminator, base, variants });
+}
+
+/** QAPI alternate: the JSON type of the value picks the member. */
+export function alternate<const M extends readonly v.GenericSchema[]>(name: string, members: M) {
+  const schema = v.union(members as unknown as v.GenericSchema[]) as unknown as v.GenericSchema<v.InferOutput<M[number]>>;
+  return tag(schema, { kind: "alternate", name, members });
+}
+
+export type Infer<S extends v.GenericSchema> = v.InferOutput<S>;

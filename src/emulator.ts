@@ -17,7 +17,22 @@ import * as blockCommands from "./commands/block.ts";
 import * as jobCommands from "./commands/jobs.ts";
 import * as blockJobCommands from "./commands/block-jobs.ts";
 
+/** Where a monitor talks: QEMU's chardev backends that make sense here. */
+export type ChardevSpec =
+  | { kind: "unix"; path: string }
+  | { kind: "tcp"; host: string; port: number }
+  /** An inherited descriptor: a listening socket, or one end of a connected socketpair. */
+  | { kind: "fd"; fd: number }
+  | { kind: "stdio" };
+
+export interface MonitorSpec {
+  chardev: ChardevSpec;
+  pretty?: boolean;
+}
+
 export interface EmulatorOptions {
+  /** QMP monitors (-qmp, -chardev + -mon, --monitor). */
+  monitors?: MonitorSpec[];
   /** Reported by the greeting and query-version. */
   version?: { major: number; minor: number; micro: number };
   package?: string;

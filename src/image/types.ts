@@ -15,6 +15,8 @@ export interface ByteStore {
   pread(buf: Uint8Array, offset: number): Promise<void>;
   pwrite(data: Uint8Array, offset: number): Promise<void>;
   truncate(length: number): Promise<void>;
+  /** Optional: make the range read as zeros and release its space if possible. */
+  discard?(offset: number, length: number): Promise<void>;
   flush(): Promise<void>;
   close(): Promise<void>;
 }

@@ -1,0 +1,5 @@
+/** The image library: raw and qcow2 formats over a ByteStore. */
+export type { ByteStore, DiskImage, DiskReader, Extent } from "./types.ts";
+export { FileStore, openFileStore, type FileStoreOptions } from "./file-store.ts";
+export { RawImage, openRaw, createRaw, type RawOptions } from "./raw.ts";
+export { ImageIoError, ioError, formatError, isImageIoError, ERRNO_TEXT, type Errno } from "./errors.ts";

@@ -18,7 +18,8 @@ class MemDisk implements CopySource, CopyTarget {
     this.data = new Uint8Array(length);
   }
   async read(buf: Uint8Array, offset: number) {
-    await this.tick();
+    // reads are slower than writes, so a racing guest write would overtake them
+    for (let i = 0; i < 3; i++) await this.tick();
     if (this.failReadAt >= offset && this.failReadAt < offset + buf.length) {
       this.failReadAt = -1;
       throw Object.assign(new Error("Input/output error"), { errno: 5 });

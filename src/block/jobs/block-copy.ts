@@ -41,19 +41,24 @@ export class CopyFailure extends Error {
   constructor(
     readonly op: "read" | "write",
     readonly errno: number,
-    readonly cause: unknown,
+    override readonly cause: unknown,
   ) {
     super(cause instanceof Error ? cause.message : String(cause));
     this.name = "CopyFailure";
   }
 }
 
-/** errno of an image/block error (ImageIoError carries `errno`), EIO otherwise. */
+const ERRNO_NUMBERS: Record<string, number> = {
+  EPERM: 1, ENOENT: 2, EIO: 5, EACCES: 13, EBUSY: 16, EINVAL: 22, EFBIG: 27, ENOSPC: 28, EROFS: 30, ENOTSUP: 95,
+};
+
+/** errno (positive number) of an image/block error: ImageIoError carries its name, fs errors a code. */
 export function errnoOf(e: unknown): number {
   const n = (e as { errno?: unknown } | null)?.errno;
   if (typeof n === "number") return Math.abs(n);
+  if (typeof n === "string" && n in ERRNO_NUMBERS) return ERRNO_NUMBERS[n]!;
   const code = (e as { code?: unknown } | null)?.code;
-  if (code === "ENOSPC") return 28;
+  if (typeof code === "string" && code in ERRNO_NUMBERS) return ERRNO_NUMBERS[code]!;
   return 5;
 }
 

@@ -31,7 +31,7 @@ export interface CopySource {
 export interface CopyTarget {
   write(data: Uint8Array, offset: number): Promise<void>;
   writeZeroes(offset: number, length: number): Promise<void>;
-  /** One whole cluster (or the short last one) into an unallocated cluster. */
+  /** Whole clusters (the disk's last one may be short) into unallocated clusters. */
   writeCompressed?(data: Uint8Array, offset: number): Promise<void>;
   flush(): Promise<void>;
 }
@@ -69,7 +69,7 @@ export interface BlockCopyOptions {
   clusterSize: number;
   /** Write compressed clusters (target must have writeCompressed). */
   compress?: boolean;
-  /** Largest background request; QEMU uses 1 MiB (one cluster when compressing). */
+  /** Largest background request (QEMU: 1 MiB). */
   maxChunk?: number;
 }
 
@@ -99,7 +99,8 @@ export class BlockCopy {
     this.clusterSize = opts.clusterSize;
     this.compress = !!opts.compress;
     this.bitmap = new ClusterBitmap(opts.source.length, opts.clusterSize);
-    const chunk = this.compress ? opts.clusterSize : Math.max(opts.clusterSize, opts.maxChunk || MAX_BUFFER);
+    // Compressed chunks span several clusters too: the image compresses them in parallel.
+    const chunk = Math.max(opts.clusterSize, opts.maxChunk || MAX_BUFFER);
     this.chunkClusters = Math.max(1, Math.floor(chunk / opts.clusterSize));
   }
 
@@ -245,9 +246,7 @@ export class BlockCopy {
     }
     try {
       if (this.compress && this.target.writeCompressed) {
-        for (let o = 0; o < len; o += this.clusterSize) {
-          await this.target.writeCompressed(buf.subarray(o, Math.min(len, o + this.clusterSize)), offset + o);
-        }
+        await this.target.writeCompressed(buf, offset);
       } else {
         await this.target.write(buf, offset);
       }

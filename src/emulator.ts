@@ -3,19 +3,25 @@
  * command registry, monitors) from plain options. The CLI is a thin shell
  * over this; tests embed it directly.
  *
- * OWNER NOTE (foundation work in progress): the monitor/socket parts below are
- * being filled in by the protocol layer (src/qmp). Other layers only rely on
- * the fields of `Emulator` that are declared here.
+ * Lifecycle: `createEmulator(opts)` → `await emu.listen()` (socket monitors
+ * from opts.monitors) → … → `await emu.close()`. `emu.whenQuit` resolves when
+ * the emulator shut down because of `quit` (or close()); the CLI exits then.
+ * Other transports (stdio, inherited fds) run a monitor via attachTransport.
  */
 import { RealClock, VirtualClock, type Clock } from "./core/clock.ts";
 import { EventBus } from "./core/events.ts";
 import { BlockLayer } from "./block/index.ts";
 import { JobManager } from "./job/index.ts";
-import type { CommandDef } from "./commands/command.ts";
+import type { CommandDef, EventDef } from "./commands/command.ts";
 import type { HmpCommand } from "./commands/hmp-command.ts";
-import * as blockCommands from "./commands/block.ts";
-import * as jobCommands from "./commands/jobs.ts";
-import * as blockJobCommands from "./commands/block-jobs.ts";
+import { buildTables } from "./commands/registry.ts";
+import { validateArgs } from "./commands/validate.ts";
+import { Machine, type ShutdownCause } from "./machine.ts";
+import { MonitorHub } from "./qmp/hub.ts";
+import { InProcessClient } from "./qmp/in-process.ts";
+import { MonitorListener, socketTransport } from "./qmp/server.ts";
+import type { CommandHost, QmpSession } from "./qmp/session.ts";
+import type { MonitorOptions, Transport } from "./qmp/transport.ts";
 
 /** Where a monitor talks: QEMU's chardev backends that make sense here. */
 export type ChardevSpec =
@@ -28,6 +34,8 @@ export type ChardevSpec =
 export interface MonitorSpec {
   chardev: ChardevSpec;
   pretty?: boolean;
+  /** The chardev id (query-yank); -qmp monitors are compat_monitor0, 1, ... */
+  id?: string;
 }
 
 export interface EmulatorOptions {
@@ -51,20 +59,102 @@ export interface EmulatorOptions {
 export class Emulator {
   readonly clock: Clock;
   readonly events: EventBus;
+  readonly machine: Machine;
   readonly block: BlockLayer;
   readonly jobs: JobManager;
-  readonly commands = new Map<string, CommandDef>();
-  readonly hmpCommands = new Map<string, HmpCommand>();
+  readonly commands: Map<string, CommandDef>;
+  readonly hmpCommands: Map<string, HmpCommand>;
+  /** Event definitions, for query-qmp-schema. */
+  readonly eventDefs: EventDef[];
+  readonly monitors: MonitorHub;
+  /** Resolves once the emulator has shut down (quit, or close()). */
+  readonly whenQuit: Promise<ShutdownCause>;
+  private readonly listeners: MonitorListener[] = [];
+  private resolveQuit!: (cause: ShutdownCause) => void;
+  private closing: Promise<void> | undefined;
 
   constructor(readonly options: EmulatorOptions = {}) {
     this.clock = options.clock === "virtual" ? new VirtualClock() : new RealClock();
     this.events = new EventBus(() => this.clock.wallTime());
+    this.machine = new Machine(this.events, options);
     this.jobs = new JobManager({ events: this.events, clock: this.clock });
     this.block = new BlockLayer({ events: this.events, clock: this.clock });
-    for (const mod of [blockCommands, jobCommands, blockJobCommands]) {
-      for (const c of mod.commands) this.commands.set(c.name, c);
-      for (const h of mod.hmpCommands) this.hmpCommands.set(h.name, h);
+    const tables = buildTables();
+    this.commands = tables.commands;
+    this.hmpCommands = tables.hmpCommands;
+    this.eventDefs = tables.events;
+    this.whenQuit = new Promise((resolve) => (this.resolveQuit = resolve));
+    const host: CommandHost<CommandDef> = {
+      find: (name) => this.commands.get(name),
+      run: (cmd, args, session) => cmd.handler(validateArgs(cmd.args, args), { emu: this, session }),
+    };
+    this.monitors = new MonitorHub(host, () => ({ version: this.machine.version }), this.events);
+    // QEMU answers `quit` first, then its main loop sends SHUTDOWN and exits.
+    this.machine.onShutdownRequest((cause) => setImmediate(() => void this.shutdown(cause)));
+  }
+
+  /** Starts the socket monitors of options.monitors (unix and tcp chardevs). */
+  async listen(): Promise<void> {
+    let compat = 0;
+    for (const spec of this.options.monitors ?? []) {
+      const c = spec.chardev;
+      const id = spec.id ?? `compat_monitor${compat++}`;
+      if (c.kind !== "unix" && c.kind !== "tcp") continue; // stdio / fd: the CLI attaches those
+      const l = new MonitorListener(
+        c.kind === "unix" ? { kind: "unix", path: c.path } : { kind: "tcp", host: c.host, port: c.port },
+        (sock, opts) => this.attachTransport(socketTransport(sock), opts),
+        { pretty: spec.pretty, chardevId: id },
+      );
+      await l.listen();
+      this.listeners.push(l);
     }
+  }
+
+  /** Ports actually bound by tcp monitors (in options order), e.g. after port 0. */
+  get tcpPorts(): number[] {
+    return this.listeners.filter((l) => l.address.kind === "tcp").map((l) => l.port!);
+  }
+
+  /** Runs a QMP monitor session on any byte stream; it greets immediately. */
+  attachTransport(t: Transport, opts: MonitorOptions = {}): QmpSession {
+    return this.monitors.attach(t, opts);
+  }
+
+  /** An in-process client connection (tests, embedding). */
+  connect(opts: MonitorOptions = {}): InProcessClient {
+    const client = new InProcessClient();
+    this.attachTransport(client.transport, opts);
+    return client;
+  }
+
+  /** Chardev ids of socket monitors, as query-yank lists them. */
+  yankInstances(): string[] {
+    return this.listeners.map((l) => l.opts.chardevId!).filter(Boolean);
+  }
+
+  /** yank on a monitor chardev: drop its current client. */
+  yank(id: string): void {
+    for (const l of this.listeners) if (l.opts.chardevId === id) l.kick();
+  }
+
+  private async shutdown(cause: ShutdownCause): Promise<void> {
+    this.machine.emitShutdown(cause);
+    await this.close(cause);
+  }
+
+  /** Stops everything: jobs, block devices, monitors and their sockets. */
+  close(cause: ShutdownCause = "host-signal"): Promise<void> {
+    this.closing ??= (async () => {
+      // Jobs are cancelled synchronously on exit in QEMU; their events still go out.
+      const jobs = this.jobs as unknown as { cancelAllSync?: () => unknown };
+      await jobs.cancelAllSync?.();
+      this.monitors.flushAll();
+      await this.block.close();
+      await Promise.all(this.listeners.map((l) => l.close()));
+      this.monitors.closeAll();
+      this.resolveQuit(cause);
+    })();
+    return this.closing;
   }
 }
 

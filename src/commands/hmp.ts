@@ -1,0 +1,91 @@
+/**
+ * human-monitor-command: a small HMP front end over the `hmpCommands`
+ * entries every command module contributes. The first word picks the
+ * command (`info X` picks the entry named "info X"); the rest of the line
+ * is handed to it. Output uses CRLF like QEMU's monitor.
+ */
+import { genericError } from "../core/error.ts";
+import { defineCommand, type CommandContext, type CommandDef } from "./command.ts";
+import type { HmpCommand } from "./hmp-command.ts";
+import { int, optional, str, struct } from "./qapi.ts";
+
+/** QEMU's one-line help for the HMP commands we implement (args, help). */
+const HELP: Record<string, [string, string]> = {
+  "info status": ["", "show the current VM status (running|paused)"],
+  "info version": ["", "show the version of QEMU"],
+  "info name": ["", "show the current VM name"],
+  "info uuid": ["", "show the current VM UUID"],
+  "info kvm": ["", "show KVM information"],
+  "info block": ["[-n] [-v] [device]", "show info of one block device or all block devices (-n: show named nodes; -v: show details)"],
+  "info block-jobs": ["", "show progress of ongoing block device operations"],
+  "info jobs": ["", "show progress of ongoing jobs"],
+  help: ["[cmd]", "show the help"],
+  stop: ["", "stop emulation"],
+  cont: ["", "resume emulation"],
+  quit: ["", "quit the emulator"],
+  "qemu-io": ["[-d] [device] \"[command]\"", "run a qemu-io command on a block device\n\t\t\t-d: [device] is a device ID rather than a drive ID or QOM path"],
+};
+
+const ALIASES: Record<string, string> = { c: "cont", q: "quit", "?": "help", s: "stop" };
+
+function helpLine(name: string): string {
+  const [args, help] = HELP[name] ?? ["", ""];
+  return `${name} ${args} -- ${help}\n`;
+}
+
+function helpFor(words: string[], table: Map<string, HmpCommand>): string {
+  const names = [...table.keys(), "help"];
+  if (words.length === 0) {
+    return names.filter((n) => !n.startsWith("info ")).sort().map(helpLine).join("") + "info [subcommand] -- show various information about the system state\n";
+  }
+  const key = words[0] === "info" && words[1] ? `info ${words[1]}` : (ALIASES[words[0]!] ?? words[0]!);
+  if (key === "info") return infoList(table);
+  if (!table.has(key) && key !== "help") return `unknown command: '${words.join(" ")}'\n`;
+  return helpLine(key);
+}
+
+function infoList(table: Map<string, HmpCommand>): string {
+  return [...table.keys()].filter((n) => n.startsWith("info ")).sort().map(helpLine).join("");
+}
+
+/** Runs one HMP command line; returns what QEMU would put in "return". */
+export async function runHmp(line: string, ctx: CommandContext): Promise<string> {
+  const table = ctx.emu.hmpCommands;
+  const trimmed = line.trim();
+  if (!trimmed) return "";
+  const m = /^(\S+)\s*(.*)$/s.exec(trimmed)!;
+  let word = m[1]!;
+  let rest = m[2]!;
+  word = ALIASES[word] ?? word;
+  let out: string;
+  if (word === "help") {
+    out = helpFor(rest.split(/\s+/).filter(Boolean), table);
+  } else if (word === "info") {
+    const sub = /^(\S+)\s*(.*)$/s.exec(rest);
+    if (!sub) out = infoList(table);
+    else {
+      const cmd = table.get(`info ${sub[1]}`);
+      out = cmd ? await cmd.run(sub[2]!, ctx) : `unknown command: 'info ${sub[1]}'\n`;
+    }
+  } else {
+    const cmd = table.get(word);
+    out = cmd ? await cmd.run(rest, ctx) : `unknown command: '${word}'\n`;
+  }
+  return out.replace(/\r?\n/g, "\r\n");
+}
+
+export const commands: CommandDef[] = [
+  defineCommand({
+    name: "human-monitor-command",
+    args: struct("q_obj_human-monitor-command-arg", { "command-line": str(), "cpu-index": optional(int()) }),
+    returns: str(),
+    features: ["savevm-monitor-nodes"],
+    handler: ({ "command-line": line, "cpu-index": cpu }, ctx) => {
+      // -M none has no CPUs, so no index can be selected.
+      if (cpu !== undefined) throw genericError("Parameter 'cpu-index' expects a CPU number");
+      return runHmp(line, ctx);
+    },
+  }),
+];
+
+export const hmpCommands: HmpCommand[] = [];

@@ -1,0 +1,161 @@
+/**
+ * QEMU's JSON output (qobject/json-writer.c) by behaviour:
+ * - ASCII only: other code points as \uXXXX with upper-case hex, astral
+ *   ones as surrogate pairs; control chars as \b \f \n \r \t or \u00XX;
+ * - compact style `{"a": 1, "b": [1, 2]}`, or QEMU's pretty style (4-space
+ *   indent, empty containers as "{\n<indent>}");
+ * - integers exact (bigint included), floats with C's %.17g;
+ * - object members in QDict iteration order: by hash bucket, and within a
+ *   bucket the most recently inserted first — so replies, events and echoed
+ *   ids come out in the same member order as real QEMU's.
+ * Each message goes on the wire followed by "\r\n" (see frame()).
+ */
+import { JsonFloat } from "./json-reader.ts";
+
+const BUCKETS = 512;
+const bucketCache = new Map<string, number>();
+
+/** QDict's bucket for a key: tdb_hash(key) % 512 over the UTF-8 bytes. */
+export function qdictBucket(key: string): number {
+  let b = bucketCache.get(key);
+  if (b !== undefined) return b;
+  const bytes = Buffer.from(key, "utf8");
+  let v = Math.imul(0x238f13af, bytes.length) >>> 0;
+  for (let i = 0; i < bytes.length; i++) v = (v + ((bytes[i]! << ((i * 5) % 24)) >>> 0)) >>> 0;
+  b = ((Math.imul(1103515243, v) + 12345) >>> 0) % BUCKETS;
+  if (bucketCache.size < 100_000) bucketCache.set(key, b);
+  return b;
+}
+
+const orderCache = new Map<string, string[]>();
+
+/** Keys of `obj` in the order QEMU would print them (insertion order in, QDict order out). */
+export function qdictOrder(keys: string[]): string[] {
+  if (keys.length < 2) return keys;
+  const sig = keys.join("\0");
+  let order = orderCache.get(sig);
+  if (order) return order;
+  order = keys
+    .map((k, i) => ({ k, i, b: qdictBucket(k) }))
+    .sort((x, y) => x.b - y.b || y.i - x.i)
+    .map((e) => e.k);
+  if (orderCache.size < 10_000) orderCache.set(sig, order);
+  return order;
+}
+
+/** C's printf("%.17g", x), as QEMU prints every float. */
+export function formatG17(x: number): string {
+  if (Number.isNaN(x)) return "nan";
+  if (!Number.isFinite(x)) return x < 0 ? "-inf" : "inf";
+  if (x === 0) return Object.is(x, -0) ? "-0" : "0";
+  const expForm = x.toExponential(16); // d.dddddddddddddddde±X
+  const ePos = expForm.indexOf("e");
+  const exp = Number(expForm.slice(ePos + 1));
+  if (exp < -4 || exp >= 17) {
+    let mant = expForm.slice(0, ePos);
+    if (mant.includes(".")) mant = mant.replace(/0+$/, "").replace(/\.$/, "");
+    const sign = exp < 0 ? "-" : "+";
+    const abs = Math.abs(exp);
+    return `${mant}e${sign}${abs < 10 ? "0" : ""}${abs}`;
+  }
+  let fixed = x.toFixed(16 - exp);
+  if (fixed.includes(".")) fixed = fixed.replace(/0+$/, "").replace(/\.$/, "");
+  return fixed;
+}
+
+const ESCAPES: Record<number, string> = {
+  0x22: '\\"', 0x5c: "\\\\", 0x08: "\\b", 0x0c: "\\f", 0x0a: "\\n", 0x0d: "\\r", 0x09: "\\t",
+};
+
+function hex4(n: number): string {
+  return n.toString(16).toUpperCase().padStart(4, "0");
+}
+
+// Printable ASCII except `"` and `\`: the common case, copied as is.
+const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
+export function quoteString(s: string): string {
+  if (PLAIN.test(s)) return `"${s}"`;
+  let out = '"';
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    const esc = ESCAPES[c];
+    if (esc) out += esc;
+    else if (c >= 0x20 && c < 0x7f) out += s[i];
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      const lo = s.charCodeAt(i + 1);
+      if (lo >= 0xdc00 && lo <= 0xdfff) {
+        const cp = 0x10000 + ((c - 0xd800) << 10) + (lo - 0xdc00);
+        // QEMU rejects noncharacters when walking its UTF-8 and prints U+FFFD.
+        out += (cp & 0xfffe) === 0xfffe ? "\\uFFFD" : `\\u${hex4(c)}\\u${hex4(lo)}`;
+        i++;
+      } else out += "\\uFFFD";
+    } else if (c >= 0xd800 && c <= 0xdfff) out += "\\uFFFD";
+    else if ((c >= 0xfdd0 && c <= 0xfdef) || c >= 0xfffe) out += "\\uFFFD";
+    else out += `\\u${hex4(c)}`;
+  }
+  return out + '"';
+}
+
+function writeValue(v: unknown, pretty: boolean, depth: number): string {
+  switch (typeof v) {
+    case "string":
+      return quoteString(v);
+    case "number":
+      return Number.isInteger(v) && !Object.is(v, -0) ? String(v) : formatG17(v);
+    case "bigint":
+      return v.toString();
+    case "boolean":
+      return v ? "true" : "false";
+    case "undefined":
+      return "null";
+    case "object": {
+      if (v === null) return "null";
+      if (v instanceof JsonFloat) return formatG17(v.value);
+      if (Array.isArray(v)) {
+        if (!pretty) {
+          let out = "[";
+          for (let i = 0; i < v.length; i++) out += (i ? ", " : "") + writeValue(v[i], false, 0);
+          return out + "]";
+        }
+        const inner = "\n" + " ".repeat((depth + 1) * 4);
+        let out = "[";
+        for (let i = 0; i < v.length; i++) out += (i ? "," : "") + inner + writeValue(v[i], true, depth + 1);
+        return out + "\n" + " ".repeat(depth * 4) + "]";
+      }
+      const obj = v as Record<string, unknown>;
+      if (typeof (obj as { toJSON?: unknown }).toJSON === "function") {
+        return writeValue((obj as { toJSON(): unknown }).toJSON(), pretty, depth);
+      }
+      const keys = qdictOrder(Object.keys(obj).filter((k) => obj[k] !== undefined));
+      if (!pretty) {
+        let out = "{";
+        for (let i = 0; i < keys.length; i++) {
+          const k = keys[i]!;
+          out += (i ? ", " : "") + quoteString(k) + ": " + writeValue(obj[k], false, 0);
+        }
+        return out + "}";
+      }
+      const inner = "\n" + " ".repeat((depth + 1) * 4);
+      let out = "{";
+      for (let i = 0; i < keys.length; i++) {
+        const k = keys[i]!;
+        out += (i ? "," : "") + inner + quoteString(k) + ": " + writeValue(obj[k], true, depth + 1);
+      }
+      return out + "\n" + " ".repeat(depth * 4) + "}";
+    }
+    default:
+      return "null";
+  }
+}
+
+/** One JSON text, QEMU style, without line terminator. */
+export function serialize(value: unknown, pretty = false): string {
+  return writeValue(value, pretty, 0);
+}
+
+/** One message as it goes on the wire: pretty output uses CRLF inside too. */
+export function frame(value: unknown, pretty = false): string {
+  const text = writeValue(value, pretty, 0);
+  return (pretty ? text.replace(/\n/g, "\r\n") : text) + "\r\n";
+}

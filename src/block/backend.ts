@@ -1,0 +1,48 @@
+/**
+ * BlockBackend: the named front of a node tree (-drive id=drive0), what
+ * query-block lists and what "device" arguments name first. A backend
+ * without a name is a temporary user (qemu-io on a node-name).
+ */
+import type { BdrvChild, BlockNode, ExternalParent } from "./node.ts";
+import { Perm, PERM_ALL } from "./perms.ts";
+
+export class BlockBackend implements ExternalParent {
+  readonly kind = "block-backend" as const;
+  root: BdrvChild | null = null;
+  /** BlockInfo.removable / locked / tray: -drive if=none media is removable. */
+  removable = true;
+  locked = false;
+  /** Write cache enabled (cache=writeback/none/unsafe). */
+  writeback = true;
+  /** The guest device using it, if any (-M none has none). */
+  attachedDevice: string | null = null;
+  ioStatus: "ok" | "failed" | "nospace" = "ok";
+  /** Options the backend's node was opened with (-drive readonly etc.), for change/eject if ever needed. */
+  readOnly = false;
+  /** Error policies from -drive werror=/rerror=. */
+  werror = "enospc";
+  rerror = "report";
+
+  constructor(readonly name: string) {}
+
+  get graphName(): string {
+    return this.name;
+  }
+
+  describe(): string {
+    if (this.name) return `block device '${this.name}'`;
+    if (this.attachedDevice) return `block device '${this.attachedDevice}'`;
+    return "an unnamed block device";
+  }
+
+  get node(): BlockNode | null {
+    return this.root?.node ?? null;
+  }
+}
+
+/** What -drive's backend asks for: read, plus write when writable; shares everything. */
+export function driveBackendPerms(readOnly: boolean): { perm: number; shared: number } {
+  void readOnly;
+  // QEMU 7.2 takes only consistent-read until a user needs more (see x-debug-query-block-graph).
+  return { perm: Perm.CONSISTENT_READ, shared: PERM_ALL };
+}

@@ -1,0 +1,88 @@
+/** The `file` protocol driver: a host file through FileStore, with image locking. */
+import * as fs from "node:fs";
+import { FileStore } from "../../image/file-store.ts";
+import { isQmpError, genericError } from "../../core/error.ts";
+import type { DriverDef, NodeDriver } from "../driver.ts";
+import { FileLocks } from "../locks.ts";
+
+const ZERO = new Uint8Array(1 << 20);
+
+export function fileDriver(locks: FileLocks): DriverDef {
+  return {
+    name: "file",
+    kind: "protocol",
+    fields: {
+      filename: { type: "str", required: true },
+      "pr-manager": { type: "str" },
+      locking: { type: { enum: ["off", "on", "auto"] } },
+      aio: { type: { enum: ["threads", "native", "io_uring"] } },
+      "aio-max-batch": { type: "int" },
+      "drop-cache": { type: "bool" },
+      "x-check-cache-dropped": { type: "bool" },
+    },
+    async open(ctx): Promise<NodeDriver> {
+      const filename = ctx.options.filename as string;
+      let store: FileStore;
+      try {
+        store = FileStore.open(filename, { readOnly: ctx.node.readOnly });
+      } catch (e) {
+        throw genericError(`Could not open '${filename}': ${isQmpError(e) ? e.desc : String(e)}`);
+      }
+      const locking = (ctx.options.locking as string | undefined) ?? "auto";
+      const key = FileLocks.keyOf(filename);
+      const holder = locking === "off" ? null : locks.holder(key);
+      return {
+        size: () => store.sizeSync(),
+        read: (buf, offset) => store.pread(buf, offset),
+        write: (data, offset) => store.pwrite(data, offset),
+        async writeZeroes(offset, length, { unmap }) {
+          if (unmap) return store.discard(offset, length);
+          for (let pos = offset; pos < offset + length; pos += ZERO.length) {
+            store.writeSync(ZERO.subarray(0, Math.min(ZERO.length, offset + length - pos)), pos);
+          }
+        },
+        discard: (offset, length) => store.discard(offset, length),
+        // node:fs cannot see holes (no SEEK_DATA): everything is data, like a fully allocated file.
+        async blockStatus(offset, length) {
+          const len = Math.max(0, Math.min(length, store.sizeSync() - offset));
+          return { offset, length: len, allocated: true, zero: false, data: true };
+        },
+        flush: () => store.flush(),
+        resize: (size) => store.truncate(size),
+        close: async () => {
+          if (holder) locks.release(key, holder);
+          await store.close();
+        },
+        filename: () => filename,
+        imageInfo: () => ({ format: "file", "dirty-flag": false }),
+        actualSize() {
+          try {
+            return fs.statSync(filename).blocks * 512;
+          } catch {
+            return 0;
+          }
+        },
+        async reopen(readOnly: boolean) {
+          const next = (() => {
+            try {
+              return FileStore.open(filename, { readOnly });
+            } catch (e) {
+              throw genericError(`Could not reopen file: ${isQmpError(e) ? e.desc : String(e)}`);
+            }
+          })();
+          await store.close();
+          store = next;
+        },
+        checkPerm(perm, shared) {
+          if (holder) locks.check(key, holder, perm, shared);
+        },
+        setPerm(perm, shared) {
+          if (holder) {
+            holder.perm = perm;
+            holder.shared = shared;
+          }
+        },
+      };
+    },
+  };
+}

@@ -1,0 +1,172 @@
+/**
+ * The `qcow2` format driver: the image library's Qcow2Image over a ByteStore
+ * that is the node's `file` child (so blkdebug and permissions see every
+ * access), with the backing child as its DiskReader.
+ */
+import { genericError, isQmpError } from "../../core/error.ts";
+import type { ByteStore, DiskReader } from "../../image/types.ts";
+import { openQcow2, type Qcow2Image } from "../../image/qcow2/image.ts";
+import type { DriverDef, DriverImageInfo, NodeDriver } from "../driver.ts";
+import type { BdrvChild, BlockNode } from "../node.ts";
+import { jsonFilename } from "./raw.ts";
+import { resolveBackingPath } from "../paths.ts";
+
+/** The child node as the image library's storage. */
+export function childStore(edge: BdrvChild): ByteStore {
+  return {
+    size: async () => edge.node.driver.size(),
+    pread: (buf, off) => edge.node.read(buf, off),
+    pwrite: (data, off) => edge.node.write(data, off),
+    truncate: (len) => edge.node.resize(len),
+    discard: (off, len) => edge.node.discard(off, len),
+    flush: () => edge.node.flush(),
+    close: async () => {},
+  };
+}
+
+/** The current backing child as a DiskReader (zeros past its end). */
+function backingReader(node: BlockNode): DiskReader | null {
+  if (!node.backing) return null;
+  return {
+    get size() {
+      return node.backing?.node.size() ?? 0;
+    },
+    async read(buf, offset) {
+      const b = node.backing?.node;
+      const inside = b ? Math.max(0, Math.min(buf.length, b.size() - offset)) : 0;
+      if (inside > 0) {
+        node.debugEvent("file", "read_backing_aio");
+        await b!.read(buf.subarray(0, inside), offset);
+      }
+      if (inside < buf.length) buf.fill(0, inside);
+    },
+  };
+}
+
+function hasDebugListener(node: BlockNode): boolean {
+  let n = node.file?.node;
+  while (n) {
+    if (n.driver?.debugEvent) return true;
+    n = (n.child("file") ?? n.child("image"))?.node;
+  }
+  return false;
+}
+
+export const qcow2Driver: DriverDef = {
+  name: "qcow2",
+  kind: "format",
+  primaryChild: { key: "file", role: "file" },
+  supportsBacking: true,
+  fields: {
+    file: { type: "ref", required: true },
+    backing: { type: "ref-or-null" },
+    "lazy-refcounts": { type: "bool" },
+    "pass-discard-request": { type: "bool" },
+    "pass-discard-snapshot": { type: "bool" },
+    "pass-discard-other": { type: "bool" },
+    "overlap-check": { type: "any" },
+    "cache-size": { type: "int" },
+    "l2-cache-size": { type: "int" },
+    "l2-cache-entry-size": { type: "int" },
+    "refcount-cache-size": { type: "int" },
+    "cache-clean-interval": { type: "int" },
+    encrypt: { type: "any" },
+    "data-file": { type: "ref" },
+  },
+  async open(ctx): Promise<NodeDriver> {
+    const node = ctx.node;
+    const fileEdge = (await ctx.openChild("file", "file"))!;
+    const store = childStore(fileEdge);
+    const l2CacheBytes = ctx.options["l2-cache-size"] as number | undefined;
+    const openImage = (readOnly: boolean) => openQcow2(store, { readOnly, backing: backingReader(node), l2CacheBytes });
+    let img: Qcow2Image = await openImage(node.readOnly);
+    try {
+      if ("backing" in ctx.options) {
+        await ctx.openChild("backing", "backing");
+      } else if (img.backingFile) {
+        const full = resolveBackingPath(fileEdge.node.driver.filename(), img.backingFile);
+        try {
+          await ctx.openChildByFilename(full, img.backingFormat ?? undefined, "backing", true);
+        } catch (e) {
+          throw genericError(`Could not open backing file: ${isQmpError(e) ? e.desc : String(e)}`);
+        }
+      }
+    } catch (e) {
+      await img.close().catch(() => {});
+      throw e;
+    }
+    img.setBacking(backingReader(node));
+    const explicitBacking = "backing" in ctx.options && (ctx.options.backing !== null || img.backingFile !== null);
+
+    const driver: NodeDriver & { image(): Qcow2Image } = {
+      image: () => img,
+      size: () => img.size,
+      get clusterSize() {
+        return img.clusterSize;
+      },
+      async read(buf, offset) {
+        if (hasDebugListener(node)) {
+          // QEMU raises read_aio on bs->file before reading a data cluster.
+          for (let pos = offset; pos < offset + buf.length; ) {
+            const ext = await img.blockStatus(pos, offset + buf.length - pos);
+            if (ext.length <= 0) break;
+            if (ext.allocated && ext.data) {
+              node.debugEvent("file", "read_aio");
+              break;
+            }
+            pos += ext.length;
+          }
+        }
+        await img.read(buf, offset);
+      },
+      async write(data, offset) {
+        node.debugEvent("file", "write_aio");
+        await img.write(data, offset);
+      },
+      writeZeroes: (offset, length, opts) => img.writeZeroes(offset, length, opts),
+      discard: (offset, length) => img.discard(offset, length),
+      async writeCompressed(data, offset) {
+        node.debugEvent("file", "write_compressed");
+        await img.writeCompressed(data, offset);
+      },
+      blockStatus: (offset, length) => img.blockStatus(offset, length),
+      flush: () => img.flush(),
+      resize: (size) => img.resize(size),
+      close: () => img.close(),
+      filename: () => (explicitBacking ? jsonFilename(node) : fileEdge.node.driver.filename()),
+      imageInfo(): DriverImageInfo {
+        const data: Record<string, unknown> =
+          img.version === 2
+            ? { compat: "0.10", "compression-type": img.compressionType, "refcount-bits": img.refcountBits }
+            : {
+                compat: "1.1",
+                "compression-type": img.compressionType,
+                "lazy-refcounts": img.lazyRefcounts,
+                "refcount-bits": img.refcountBits,
+                corrupt: img.corrupt,
+                "extended-l2": img.extendedL2,
+              };
+        const info: DriverImageInfo = {
+          format: "qcow2",
+          "cluster-size": img.clusterSize,
+          "dirty-flag": img.dirty,
+          "format-specific": { type: "qcow2", data },
+        };
+        if (img.backingFile) info["backing-filename"] = img.backingFile;
+        if (img.backingFormat) info["backing-filename-format"] = img.backingFormat;
+        return info;
+      },
+      actualSize: () => fileEdge.node.driver.actualSize?.() ?? 0,
+      backingChanged() {
+        img.setBacking(backingReader(node));
+      },
+      changeBackingFile: (name, format) => img.setBackingFile(name, format),
+      async reopen(readOnly: boolean) {
+        await img.flush();
+        img = await openImage(readOnly);
+      },
+      headerBackingFile: () => img.backingFile,
+    };
+    return driver;
+  },
+};

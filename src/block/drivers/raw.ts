@@ -1,0 +1,93 @@
+/** The `raw` format driver: a window (offset, size) onto its file child. */
+import { genericError } from "../../core/error.ts";
+import { ioError } from "../../image/errors.ts";
+import type { DriverDef, NodeDriver } from "../driver.ts";
+import { filterPerms, Perm } from "../perms.ts";
+
+export const rawDriver: DriverDef = {
+  name: "raw",
+  kind: "format",
+  primaryChild: { key: "file", role: "file" },
+  fields: {
+    file: { type: "ref", required: true },
+    offset: { type: "int" },
+    size: { type: "int" },
+  },
+  childPerms(node, _child, perm, shared) {
+    const [p, s] = filterPerms(perm, shared);
+    const o = node.options.specific;
+    return [p, o.size !== undefined || o.offset ? s & ~Perm.RESIZE : s];
+  },
+  async open(ctx): Promise<NodeDriver> {
+    const edge = (await ctx.openChild("file", "file"))!;
+    const child = edge.node;
+    const offset = (ctx.options.offset as number | undefined) ?? 0;
+    const hasSize = ctx.options.size !== undefined;
+    const realSize = child.size();
+    if (offset > realSize) throw genericError(`Offset (${offset}) cannot be greater than size of the containing file (${realSize})`);
+    if (hasSize) {
+      const size = ctx.options.size as number;
+      if (realSize - offset < size) {
+        throw genericError(
+          `The sum of offset (${offset}) and size (${size}) has to be smaller or equal to the  actual size of the containing file (${realSize})`,
+        );
+      }
+      if (size % 512 !== 0) throw genericError("Specified size is not multiple of 512");
+    }
+    let fixedSize = hasSize ? (ctx.options.size as number) : null;
+    const size = () => fixedSize ?? Math.max(0, edge.node.size() - offset);
+    const check = (off: number, len: number) => {
+      if (fixedSize !== null && (off > fixedSize || len > fixedSize - off)) throw ioError("ENOSPC");
+    };
+    const node = ctx.node;
+    return {
+      size,
+      read: (buf, off) => {
+        node.debugEvent("file", "read_aio");
+        return edge.node.read(buf, off + offset);
+      },
+      write: (data, off) => {
+        check(off, data.length);
+        node.debugEvent("file", "write_aio");
+        return edge.node.write(data, off + offset);
+      },
+      writeZeroes: (off, len, opts) => {
+        check(off, len);
+        return edge.node.writeZeroes(off + offset, len, opts);
+      },
+      discard: (off, len) => edge.node.discard(off + offset, len),
+      async blockStatus(off, len) {
+        const ext = await edge.node.blockStatus(off + offset, Math.min(len, size() - off));
+        return { ...ext, offset: off, allocated: true };
+      },
+      flush: () => edge.node.flush(),
+      async resize(newSize) {
+        if (offset || fixedSize !== null) throw genericError("Cannot resize a raw node with offset or size");
+        await edge.node.resize(newSize);
+      },
+      close: async () => {},
+      filename: () => (hasSize || offset ? jsonFilename(ctx.node) : edge.node.driver.filename()),
+      imageInfo: () => ({ format: "raw", ...pick(edge.node.driver.imageInfo?.() ?? {}) }),
+      actualSize: () => edge.node.driver.actualSize?.() ?? 0,
+    };
+  },
+};
+
+function pick(info: { "dirty-flag"?: boolean }) {
+  return info["dirty-flag"] === undefined ? {} : { "dirty-flag": info["dirty-flag"] };
+}
+
+/** QEMU's json: pseudo-filename for nodes whose options a plain path cannot express. */
+export function jsonFilename(node: { options: { raw: Record<string, unknown> }; children: readonly { name: string; node: { options: { raw: Record<string, unknown> } } }[] }): string {
+  return "json:" + JSON.stringify(fullOptions(node)).replace(/,"/g, ', "').replace(/":/g, '": ');
+}
+
+function fullOptions(node: { options: { raw: Record<string, unknown> }; children: readonly { name: string; node: any }[] }): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(node.options.raw)) {
+    if (k === "node-name") continue;
+    const child = node.children.find((c) => c.name === k);
+    out[k] = child ? fullOptions(child.node) : v;
+  }
+  return Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : 1)));
+}

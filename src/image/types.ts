@@ -41,6 +41,8 @@ export interface Extent {
   data: boolean;
   /** Compressed cluster (qcow2 only). */
   compressed?: boolean;
+  /** Host (file) offset of the extent's first byte, when it maps 1:1 to the file. */
+  hostOffset?: number;
 }
 
 /** A guest-visible disk in some format. */

@@ -1,0 +1,73 @@
+/**
+ * Raw-DEFLATE codecs for qcow2 compressed clusters (compression_type 0).
+ *
+ * Two implementations of one interface; which one each direction uses is a
+ * measured choice (scripts/bench-image.ts prints the numbers). QEMU writes
+ * with a 4 KiB window (windowBits 12) and reads by inflating the whole
+ * cluster in one call, so any window size decodes; inflate stops once
+ * `outLen` bytes came out, ignoring trailing bytes of the next stream.
+ */
+import * as zlib from "node:zlib";
+import { deflateSync as fflateDeflate, inflateSync as fflateInflate } from "fflate";
+import { ioError } from "./errors.ts";
+
+export interface ClusterCodec {
+  readonly name: string;
+  deflate(cluster: Uint8Array): Uint8Array;
+  /** Exactly `outLen` bytes, or throws ImageIoError(EIO). */
+  inflate(data: Uint8Array, outLen: number): Uint8Array;
+}
+
+/** QEMU's Z_DEFAULT_COMPRESSION. */
+const LEVEL = 6;
+
+export const zlibCodec: ClusterCodec = {
+  name: "node:zlib",
+  deflate(cluster) {
+    return zlib.deflateRawSync(cluster, { windowBits: 12, memLevel: 9, level: LEVEL });
+  },
+  inflate(data, outLen) {
+    let out: Uint8Array;
+    try {
+      // SYNC_FLUSH: a stream cut short (image truncated) yields what it has.
+      out = zlib.inflateRawSync(data, { finishFlush: zlib.constants.Z_SYNC_FLUSH });
+    } catch {
+      throw ioError("EIO");
+    }
+    if (out.length < outLen) throw ioError("EIO");
+    return out.length === outLen ? out : out.subarray(0, outLen);
+  },
+};
+
+export const fflateCodec: ClusterCodec = {
+  name: "fflate",
+  deflate(cluster) {
+    // fflate uses a 32 KiB window; QEMU's reader accepts that (see above).
+    return fflateDeflate(cluster, { level: LEVEL });
+  },
+  inflate(data, outLen) {
+    const out = new Uint8Array(outLen);
+    try {
+      // fflate stops when `out` is full; trailing input is ignored.
+      const got = fflateInflate(data, { out });
+      if (got.length !== outLen) throw new Error("short");
+      return got;
+    } catch {
+      // fflate rejects a stream cut short even after producing enough; zlib does not.
+      return zlibCodec.inflate(data, outLen);
+    }
+  },
+};
+
+/**
+ * Measured with scripts/bench-image.ts (see the numbers there). Filled in
+ * from the benchmark on this machine; both codecs are interchangeable.
+ */
+export const DEFLATE_CODEC: ClusterCodec = zlibCodec;
+export const INFLATE_CODEC: ClusterCodec = zlibCodec;
+
+/** Compressed form of a full cluster, or null when it would not be smaller. */
+export function compressCluster(cluster: Uint8Array, codec: ClusterCodec = DEFLATE_CODEC): Uint8Array | null {
+  const out = codec.deflate(cluster);
+  return out.length < cluster.length ? out : null;
+}

@@ -1,0 +1,957 @@
+/**
+ * A qcow2 image (v2/v3, 512 B..2 MiB clusters, any refcount width) over a
+ * ByteStore: reads through backing files, allocating writes with COW,
+ * zero/discard, compressed clusters, block status, resize.
+ *
+ * Metadata changes of an operation are made in memory (L1, L2 cache,
+ * refcount-block cache) and written back in the crash-safe order:
+ * refcount blocks -> refcount-table entries -> L2 tables -> L1 (-> header)
+ * -> deferred refcount decrements. Data is written during the operation,
+ * before any metadata that points at it. With `metadataCache: "writethrough"`
+ * (the default) every operation ends with such a writeback (no fsync), so the
+ * file is always consistent for other readers; "writeback" defers it to
+ * flush()/close()/cache pressure, like QEMU's caches.
+ */
+import type { ByteStore, DiskImage, DiskReader, Extent } from "../types.ts";
+import { ioError } from "../errors.ts";
+import { DEFLATE_CODEC, INFLATE_CODEC, compressCluster, type ClusterCodec } from "../codec.ts";
+import { AsyncLock } from "./lock.ts";
+import { CachedTable, TableCache } from "./table-cache.ts";
+import { Refcounts } from "./refcounts.ts";
+import { HEADER_PROBE_BYTES, parseHeader, serializeHeader, type Qcow2Header } from "./header.ts";
+import {
+  COMPAT_LAZY_REFCOUNTS,
+  INCOMPAT,
+  OFLAG_COMPRESSED_HI,
+  OFLAG_COPIED_HI,
+  OFLAG_ZERO_LO,
+  decodeCompressed,
+  encodeCompressed,
+  entryOffset,
+  hex,
+  setEntry,
+  setU64,
+} from "./format.ts";
+
+export interface Qcow2OpenOptions {
+  readOnly?: boolean;
+  backing?: DiskReader | null;
+  /** L2 cache limit in bytes (QEMU's default is 1 MiB). */
+  l2CacheBytes?: number;
+  refcountCacheBytes?: number;
+  metadataCache?: "writethrough" | "writeback";
+  /** Called when metadata is found inconsistent at runtime (QEMU: BLOCK_IMAGE_CORRUPTED). */
+  onCorruption?: (info: CorruptionInfo) => void;
+  /** Compress with a worker pool (see compress-pool.ts); inline when absent. */
+  compressor?: (clusters: Uint8Array[]) => Promise<Array<Uint8Array | null>>;
+}
+
+export interface CorruptionInfo {
+  msg: string;
+  offset?: number;
+  size?: number;
+  fatal: boolean;
+}
+
+const enum Kind {
+  Unallocated,
+  ZeroPlain,
+  ZeroAlloc,
+  Normal,
+  Compressed,
+}
+
+interface Entry {
+  kind: Kind;
+  hi: number;
+  lo: number;
+  host: number;
+  copied: boolean;
+}
+
+const DEFAULT_L2_CACHE = 1 << 20;
+const DEFAULT_REFCOUNT_CACHE = 256 << 10;
+
+export class Qcow2Image implements DiskImage {
+  readonly format = "qcow2" as const;
+  readonly clusterSize: number;
+  readonly clusterBits: number;
+  private readonly l2Entries: number;
+  private l1: Uint8Array;
+  private l1View: DataView;
+  private l1DirtyLo = Infinity;
+  private l1DirtyHi = 0;
+  /** Set when the L1 moved and the header must be switched at writeback. */
+  private l1Relocated: { oldOffset: number; oldClusters: number } | null = null;
+  private readonly l2: TableCache;
+  private readonly lock = new AsyncLock();
+  private backing: DiskReader | null;
+  private readonly writethrough: boolean;
+  private inflated: { hi: number; lo: number; data: Uint8Array } | null = null;
+  /** Next free byte for packing compressed clusters (QEMU's free_byte_offset). */
+  private compressedTail = 0;
+  private closed = false;
+  private readonly deflateCodec: ClusterCodec = DEFLATE_CODEC;
+  private readonly inflateCodec: ClusterCodec = INFLATE_CODEC;
+
+  private constructor(
+    readonly store: ByteStore,
+    readonly header: Qcow2Header,
+    readonly readOnly: boolean,
+    private readonly refcounts: Refcounts,
+    l1: Uint8Array,
+    private readonly opts: Qcow2OpenOptions,
+  ) {
+    this.clusterBits = header.clusterBits;
+    this.clusterSize = 2 ** header.clusterBits;
+    this.l2Entries = this.clusterSize / 8;
+    this.l1 = l1;
+    this.l1View = new DataView(l1.buffer, l1.byteOffset, l1.byteLength);
+    const l2Bytes = opts.l2CacheBytes ?? DEFAULT_L2_CACHE;
+    this.l2 = new TableCache(store, this.clusterSize, Math.max(4, Math.floor(l2Bytes / this.clusterSize)));
+    this.backing = opts.backing ?? null;
+    this.writethrough = (opts.metadataCache ?? "writethrough") === "writethrough";
+  }
+
+  static async open(store: ByteStore, opts: Qcow2OpenOptions = {}): Promise<Qcow2Image> {
+    const readOnly = opts.readOnly ?? false;
+    const probe = new Uint8Array(HEADER_PROBE_BYTES);
+    await store.pread(probe, 0);
+    const bits = new DataView(probe.buffer).getUint32(20);
+    const first = new Uint8Array(bits >= 9 && bits <= 21 ? 2 ** bits : HEADER_PROBE_BYTES);
+    await store.pread(first, 0);
+    let header = parseHeader(first, { readWrite: !readOnly });
+    if (!readOnly && header.incompatible & BigInt(INCOMPAT.DIRTY)) {
+      // QEMU repairs the refcounts of a dirty image on read-write open.
+      const { repairImage } = await import("./check.ts");
+      await repairImage(store);
+      await store.pread(first, 0);
+      header = parseHeader(first, { readWrite: true });
+    }
+    const cs = 2 ** header.clusterBits;
+    const fileEnd = await store.size();
+    const l1 = new Uint8Array(header.l1Size * 8);
+    await store.pread(l1, header.l1TableOffset);
+    const refcounts = await Refcounts.open({
+      store,
+      clusterBits: header.clusterBits,
+      refcountOrder: header.refcountOrder,
+      tableOffset: header.refcountTableOffset,
+      tableClusters: header.refcountTableClusters,
+      fileEnd,
+      cacheCapacity: Math.max(4, Math.floor((opts.refcountCacheBytes ?? DEFAULT_REFCOUNT_CACHE) / cs)),
+      writeHeaderTableFields: async (offset, clusters) => {
+        const b = new Uint8Array(12);
+        const v = new DataView(b.buffer);
+        setU64(v, 0, offset);
+        v.setUint32(8, clusters);
+        await store.pwrite(b, 48);
+      },
+      sync: () => store.flush(),
+    });
+    const img = new Qcow2Image(store, header, readOnly, refcounts, l1, opts);
+    if (!readOnly) await img.prepareForWriting();
+    return img;
+  }
+
+  /** What QEMU does on a read-write open without bitmap support: drop autoclear bits. */
+  private async prepareForWriting(): Promise<void> {
+    const h = this.header;
+    if (h.version === 3 && h.autoclear !== 0n) {
+      // We keep no persistent bitmaps: declare them inconsistent (their clusters stay allocated).
+      h.autoclear = 0n;
+      await this.writeHeaderU64(88, 0n);
+      await this.store.flush();
+    }
+  }
+
+  // ---- header facts -------------------------------------------------------
+
+  get size(): number {
+    return this.header.size;
+  }
+  get version(): 2 | 3 {
+    return this.header.version;
+  }
+  /** QEMU's "compat" string. */
+  get compat(): "0.10" | "1.1" {
+    return this.header.version === 2 ? "0.10" : "1.1";
+  }
+  get backingFile(): string | null {
+    return this.header.backingFile;
+  }
+  get backingFormat(): string | null {
+    return this.header.backingFormat;
+  }
+  get refcountBits(): number {
+    return 2 ** this.header.refcountOrder;
+  }
+  get compressionType(): "zlib" | "zstd" {
+    return this.header.compressionType === 1 ? "zstd" : "zlib";
+  }
+  get lazyRefcounts(): boolean {
+    return (this.header.compatible & BigInt(COMPAT_LAZY_REFCOUNTS)) !== 0n;
+  }
+  get dirty(): boolean {
+    return (this.header.incompatible & BigInt(INCOMPAT.DIRTY)) !== 0n;
+  }
+  get corrupt(): boolean {
+    return (this.header.incompatible & BigInt(INCOMPAT.CORRUPT)) !== 0n;
+  }
+  get extendedL2(): boolean {
+    return false;
+  }
+  get nbSnapshots(): number {
+    return this.header.nbSnapshots;
+  }
+  get hasBitmaps(): boolean {
+    return this.header.bitmaps !== null;
+  }
+
+  // ---- entries ------------------------------------------------------------
+
+  private l1Entry(i: number): { hi: number; lo: number } {
+    return { hi: this.l1View.getUint32(i * 8), lo: this.l1View.getUint32(i * 8 + 4) };
+  }
+
+  private setL1(i: number, offset: number): void {
+    setEntry(this.l1View, i * 8, offset, offset ? OFLAG_COPIED_HI : 0);
+    this.l1DirtyLo = Math.min(this.l1DirtyLo, i * 8);
+    this.l1DirtyHi = Math.max(this.l1DirtyHi, i * 8 + 8);
+  }
+
+  private entry(t: CachedTable, i: number): Entry {
+    const hi = t.view.getUint32(i * 8);
+    const lo = t.view.getUint32(i * 8 + 4);
+    const copied = (hi & OFLAG_COPIED_HI) !== 0;
+    if (hi & OFLAG_COMPRESSED_HI) return { kind: Kind.Compressed, hi, lo, host: 0, copied };
+    const host = entryOffset(hi, lo);
+    if (lo & OFLAG_ZERO_LO) return { kind: host ? Kind.ZeroAlloc : Kind.ZeroPlain, hi, lo, host, copied };
+    return { kind: host ? Kind.Normal : Kind.Unallocated, hi, lo, host, copied };
+  }
+
+  private setL2(t: CachedTable, i: number, hi: number, lo: number): void {
+    t.view.setUint32(i * 8, hi >>> 0);
+    t.view.setUint32(i * 8 + 4, lo >>> 0);
+    t.markDirty(i * 8, i * 8 + 8);
+  }
+
+  /** Reports metadata QEMU would call corrupt, marks the image, and fails the request. */
+  private async corruption(msg: string, offset?: number, size?: number): Promise<never> {
+    const fatal = !this.readOnly;
+    this.opts.onCorruption?.({ msg, offset, size, fatal });
+    if (fatal && !this.corrupt) {
+      this.header.incompatible |= BigInt(INCOMPAT.CORRUPT);
+      await this.writeHeaderU64(72, this.header.incompatible);
+    }
+    throw ioError("EIO");
+  }
+
+  /** The L2 table for L1 index `i`, or null when unallocated. */
+  private async l2Table(i: number): Promise<CachedTable | null> {
+    if (i >= this.header.l1Size) return null;
+    const { hi, lo } = this.l1Entry(i);
+    const off = entryOffset(hi, lo);
+    if (!off) return null;
+    if (off % this.clusterSize) {
+      return this.corruption(`L2 table offset ${hex(off)} unaligned (L1 index: ${hex(i)})`, off, this.clusterSize);
+    }
+    return this.l2.get(off);
+  }
+
+  /** The L2 table for L1 index `i`, allocated or copied so it may be modified. */
+  private async l2TableForWrite(i: number): Promise<CachedTable> {
+    const { hi, lo } = this.l1Entry(i);
+    const off = entryOffset(hi, lo);
+    if (!off) {
+      const fresh = await this.refcounts.allocate(1);
+      const t = this.l2.create(fresh);
+      this.setL1(i, fresh);
+      return t;
+    }
+    const t = await this.l2Table(i);
+    if (!t) throw ioError("EIO");
+    if (hi & OFLAG_COPIED_HI) return t;
+    if ((await this.refcounts.get(off / this.clusterSize)) === 1) {
+      this.setL1(i, off);
+      return t;
+    }
+    // Shared with a snapshot: copy on write.
+    const fresh = await this.refcounts.allocate(1);
+    const copy = this.l2.create(fresh, t.buf);
+    this.setL1(i, fresh);
+    this.refcounts.deferFree(off);
+    return copy;
+  }
+
+  // ---- reads --------------------------------------------------------------
+
+  read(buf: Uint8Array, offset: number): Promise<void> {
+    return this.lock.run(() => this.readLocked(buf, offset));
+  }
+
+  private async readLocked(buf: Uint8Array, offset: number): Promise<void> {
+    const cs = this.clusterSize;
+    const inside = Math.max(0, Math.min(buf.length, this.size - offset));
+    const tableSpan = cs * this.l2Entries;
+    let pos = 0;
+    while (pos < inside) {
+      const guest = offset + pos;
+      const l1i = Math.floor(guest / tableSpan);
+      const sliceEnd = Math.min(inside, (l1i + 1) * tableSpan - offset);
+      const table = await this.l2Table(l1i);
+      if (!table) {
+        await this.readUnallocated(buf.subarray(pos, sliceEnd), guest);
+        pos = sliceEnd;
+        continue;
+      }
+      while (pos < sliceEnd) {
+        const g = offset + pos;
+        const l2i = Math.floor(g / cs) % this.l2Entries;
+        const inCluster = g % cs;
+        const e = this.entry(table, l2i);
+        // Extend over following clusters of the same kind (contiguous host for data).
+        let end = Math.min(sliceEnd, pos + cs - inCluster);
+        if (e.kind !== Kind.Compressed) {
+          let j = l2i + 1;
+          while (end < sliceEnd) {
+            const n = this.entry(table, j);
+            if (n.kind !== e.kind && !(isZero(n.kind) && isZero(e.kind))) break;
+            if (e.kind === Kind.Normal && n.host !== e.host + (j - l2i) * cs) break;
+            end = Math.min(sliceEnd, end + cs);
+            j++;
+          }
+        }
+        const part = buf.subarray(pos, end);
+        switch (e.kind) {
+          case Kind.Normal:
+            if (e.host % cs) {
+              await this.corruption(
+                `Cluster allocation offset ${hex(e.host)} unaligned (L2 offset: ${hex(table.offset)}, L2 index: ${hex(l2i)})`,
+                e.host,
+                cs,
+              );
+            }
+            await this.store.pread(part, e.host + inCluster);
+            break;
+          case Kind.Unallocated:
+            await this.readUnallocated(part, g);
+            break;
+          case Kind.ZeroPlain:
+          case Kind.ZeroAlloc:
+            part.fill(0);
+            break;
+          case Kind.Compressed: {
+            const data = await this.inflate(e);
+            part.set(data.subarray(inCluster, inCluster + part.length));
+            break;
+          }
+        }
+        pos = end;
+      }
+    }
+    if (inside < buf.length) buf.fill(0, Math.max(0, inside));
+  }
+
+  private async readUnallocated(buf: Uint8Array, guest: number): Promise<void> {
+    if (this.backing) await this.backing.read(buf, guest);
+    else buf.fill(0);
+  }
+
+  private async inflate(e: Entry): Promise<Uint8Array> {
+    if (this.inflated && this.inflated.hi === e.hi && this.inflated.lo === e.lo) return this.inflated.data;
+    const { offset, length } = decodeCompressed(e.hi, e.lo, this.clusterBits);
+    const raw = new Uint8Array(length);
+    await this.store.pread(raw, offset);
+    if (this.header.compressionType !== 0) throw ioError("ENOTSUP");
+    const data = this.inflateCodec.inflate(raw, this.clusterSize);
+    this.inflated = { hi: e.hi, lo: e.lo, data };
+    return data;
+  }
+
+  /** Old guest content of part of one cluster, for COW. */
+  private async readOld(e: Entry, guestCluster: number, from: number, out: Uint8Array): Promise<void> {
+    switch (e.kind) {
+      case Kind.Normal:
+        await this.store.pread(out, e.host + from);
+        return;
+      case Kind.Compressed:
+        out.set((await this.inflate(e)).subarray(from, from + out.length));
+        return;
+      case Kind.Unallocated:
+        await this.readUnallocated(out, guestCluster * this.clusterSize + from);
+        return;
+      default:
+        out.fill(0);
+    }
+  }
+
+  // ---- writes -------------------------------------------------------------
+
+  private checkWritable(offset: number, length: number): void {
+    if (this.closed) throw ioError("EIO");
+    if (this.readOnly) throw ioError("EPERM");
+    if (offset < 0 || length < 0 || offset + length > this.size) throw ioError("EIO");
+  }
+
+  write(data: Uint8Array, offset: number): Promise<void> {
+    return this.lock.run(async () => {
+      this.checkWritable(offset, data.length);
+      await this.beforeWrite();
+      await this.forEachTable(offset, data.length, (start, len) =>
+        this.writeSlice(data.subarray(start - offset, start - offset + len), start),
+      );
+      await this.afterOperation();
+    });
+  }
+
+  /** Runs fn for each part of [offset, offset+length) that one L2 table covers. */
+  private async forEachTable(offset: number, length: number, fn: (start: number, len: number) => Promise<void>): Promise<void> {
+    const span = this.clusterSize * this.l2Entries;
+    let pos = offset;
+    const end = offset + length;
+    while (pos < end) {
+      const next = Math.min(end, (Math.floor(pos / span) + 1) * span);
+      await fn(pos, next - pos);
+      pos = next;
+      await this.relieveCaches();
+    }
+  }
+
+  /** QEMU marks images with lazy refcounts dirty before the first write. */
+  private async beforeWrite(): Promise<void> {
+    if (this.lazyRefcounts && !this.dirty && this.header.version === 3) {
+      this.header.incompatible |= BigInt(INCOMPAT.DIRTY);
+      await this.writeHeaderU64(72, this.header.incompatible);
+      await this.store.flush();
+    }
+  }
+
+  private async afterOperation(): Promise<void> {
+    if (this.writethrough) await this.writeback(false);
+  }
+
+  private async relieveCaches(): Promise<void> {
+    if (this.l2.overCapacity() || this.refcounts.blocks.overCapacity()) {
+      await this.writeback(true);
+      this.l2.trim();
+      this.refcounts.blocks.trim();
+    }
+  }
+
+  private async writeSlice(data: Uint8Array, offset: number): Promise<void> {
+    const cs = this.clusterSize;
+    const l1i = Math.floor(offset / (cs * this.l2Entries));
+    const table = await this.l2TableForWrite(l1i);
+    const first = Math.floor(offset / cs);
+    const last = Math.floor((offset + data.length - 1) / cs);
+    const count = last - first + 1;
+    const old: Entry[] = new Array(count);
+    const host: number[] = new Array(count);
+    /** True when the whole cluster must be written (new cluster, COW). */
+    const fresh: boolean[] = new Array(count);
+    let needed = 0;
+    for (let k = 0; k < count; k++) {
+      const e = this.entry(table, (first + k) % this.l2Entries);
+      old[k] = e;
+      const reusable =
+        (e.kind === Kind.Normal || e.kind === Kind.ZeroAlloc) &&
+        (e.copied || (await this.refcounts.get(e.host / cs)) === 1) &&
+        e.host % cs === 0;
+      if (reusable) {
+        host[k] = e.host;
+        fresh[k] = e.kind === Kind.ZeroAlloc;
+      } else {
+        host[k] = -1;
+        fresh[k] = true;
+        needed++;
+      }
+    }
+    if (needed > 0) {
+      let next = await this.refcounts.allocate(needed);
+      for (let k = 0; k < count; k++) if (host[k] === -1) (host[k] = next), (next += cs);
+    }
+    // Write runs of clusters that are contiguous on the host.
+    const dataEnd = offset + data.length;
+    let k = 0;
+    while (k < count) {
+      let j = k + 1;
+      while (j < count && host[j] === host[j - 1]! + cs) j++;
+      const runFirst = first + k;
+      const runGuestStart = runFirst * cs;
+      const runGuestEnd = (first + j) * cs;
+      const writeStart = fresh[k] ? runGuestStart : Math.max(offset, runGuestStart);
+      const writeEnd = fresh[j - 1] ? runGuestEnd : Math.min(dataEnd, runGuestEnd);
+      const dataStart = Math.max(offset, runGuestStart);
+      const dataStop = Math.min(dataEnd, runGuestEnd);
+      const hostStart = host[k]! + (writeStart - runGuestStart);
+      if (writeStart === dataStart && writeEnd === dataStop) {
+        await this.store.pwrite(data.subarray(dataStart - offset, dataStop - offset), hostStart);
+      } else {
+        const buf = new Uint8Array(writeEnd - writeStart);
+        if (writeStart < dataStart) {
+          await this.readOld(old[k]!, runFirst, 0, buf.subarray(0, dataStart - writeStart));
+        }
+        if (dataStop < writeEnd) {
+          const lastIdx = j - 1;
+          const from = dataStop - (first + lastIdx) * cs;
+          await this.readOld(old[lastIdx]!, first + lastIdx, from, buf.subarray(dataStop - writeStart));
+        }
+        buf.set(data.subarray(dataStart - offset, dataStop - offset), dataStart - writeStart);
+        await this.store.pwrite(buf, hostStart);
+      }
+      k = j;
+    }
+    for (let k2 = 0; k2 < count; k2++) {
+      const e = old[k2]!;
+      const l2i = (first + k2) % this.l2Entries;
+      const h = host[k2]!;
+      if (e.kind === Kind.Normal && e.copied && e.host === h) continue;
+      setEntry(table.view, l2i * 8, h, OFLAG_COPIED_HI);
+      table.markDirty(l2i * 8, l2i * 8 + 8);
+      if (e.host !== h) this.releaseEntry(e);
+    }
+    this.inflated = null;
+  }
+
+  /** Defers the refcount decrements for whatever host space an entry used. */
+  private releaseEntry(e: Entry): void {
+    if (e.kind === Kind.Compressed) {
+      const { offset, length } = decodeCompressed(e.hi, e.lo, this.clusterBits);
+      const cs = this.clusterSize;
+      // QEMU counts the sectors the descriptor names, up to the last byte.
+      const firstC = Math.floor(offset / cs);
+      const lastC = Math.floor((offset + length - 1) / cs);
+      for (let c = firstC; c <= lastC; c++) this.refcounts.deferFree(c * cs);
+    } else if (e.host) {
+      this.refcounts.deferFree(e.host);
+    }
+  }
+
+  writeZeroes(offset: number, length: number, opts: { unmap?: boolean } = {}): Promise<void> {
+    return this.lock.run(async () => {
+      this.checkWritable(offset, length);
+      if (length === 0) return;
+      await this.beforeWrite();
+      const cs = this.clusterSize;
+      const end = offset + length;
+      // Whole clusters (the image's last partial cluster counts as whole when covered to the end).
+      let alignedStart = Math.ceil(offset / cs) * cs;
+      let alignedEnd = end === this.size ? end : Math.floor(end / cs) * cs;
+      // A partial cluster becomes a whole one when the rest of it already reads as zeros.
+      if (offset % cs && (await this.readsAsZero(Math.floor(offset / cs) * cs, offset))) {
+        const clusterEnd = Math.min(this.size, Math.floor(offset / cs) * cs + cs);
+        if (end >= clusterEnd || (await this.readsAsZero(end, clusterEnd))) alignedStart = Math.floor(offset / cs) * cs;
+      }
+      if (end % cs && end !== this.size) {
+        const clusterStart = Math.floor(end / cs) * cs;
+        const clusterEnd = Math.min(this.size, clusterStart + cs);
+        if (clusterStart >= offset || (await this.readsAsZero(clusterStart, offset))) {
+          if (await this.readsAsZero(end, clusterEnd)) alignedEnd = clusterEnd;
+        }
+      }
+      if (alignedEnd <= alignedStart || this.header.version < 3) {
+        await this.writeZeroBuffers(offset, end);
+      } else {
+        if (offset < alignedStart) await this.writeZeroBuffers(offset, alignedStart);
+        await this.forEachTable(alignedStart, alignedEnd - alignedStart, (s, l) => this.zeroSlice(s, l, !!opts.unmap));
+        if (alignedEnd < end) await this.writeZeroBuffers(alignedEnd, end);
+      }
+      await this.afterOperation();
+    });
+  }
+
+  private async readsAsZero(start: number, end: number): Promise<boolean> {
+    if (end <= start) return true;
+    const buf = new Uint8Array(end - start);
+    await this.readLocked(buf, start);
+    return buf.every((b) => b === 0);
+  }
+
+  /** The fallback QEMU's block layer uses when the format cannot zero a range. */
+  private async writeZeroBuffers(start: number, end: number): Promise<void> {
+    const chunk = 1 << 20;
+    for (let pos = start; pos < end; pos += chunk) {
+      const len = Math.min(chunk, end - pos);
+      await this.forEachTable(pos, len, (s, l) => this.writeSlice(new Uint8Array(l), s));
+    }
+  }
+
+  private async zeroSlice(offset: number, length: number, unmap: boolean): Promise<void> {
+    const cs = this.clusterSize;
+    const l1i = Math.floor(offset / (cs * this.l2Entries));
+    const table = await this.l2TableForWrite(l1i);
+    const first = Math.floor(offset / cs);
+    const count = Math.ceil(length / cs);
+    for (let k = 0; k < count; k++) {
+      const l2i = (first + k) % this.l2Entries;
+      const e = this.entry(table, l2i);
+      const allocated = e.kind === Kind.Normal || e.kind === Kind.ZeroAlloc || e.kind === Kind.Compressed;
+      const drop = e.kind === Kind.Compressed || (unmap && allocated);
+      let hi = drop ? 0 : e.hi;
+      let lo = (drop ? 0 : e.lo) | OFLAG_ZERO_LO;
+      if (!drop && e.host && !e.copied && (await this.refcounts.get(e.host / cs)) !== 1) {
+        // Shared cluster: keep nothing of it.
+        this.releaseEntry(e);
+        hi = 0;
+        lo = OFLAG_ZERO_LO;
+      } else if (drop) {
+        this.releaseEntry(e);
+      }
+      if (hi === e.hi && lo === e.lo) continue;
+      this.setL2(table, l2i, hi, lo);
+    }
+    this.inflated = null;
+  }
+
+  discard(offset: number, length: number): Promise<void> {
+    return this.lock.run(async () => {
+      this.checkWritable(offset, length);
+      const cs = this.clusterSize;
+      const start = Math.ceil(offset / cs) * cs;
+      const end = offset + length === this.size ? this.size : Math.floor((offset + length) / cs) * cs;
+      if (end <= start) return;
+      await this.forEachTable(start, end - start, (s, l) => this.discardSlice(s, l));
+      await this.afterOperation();
+    });
+  }
+
+  private async discardSlice(offset: number, length: number): Promise<void> {
+    const cs = this.clusterSize;
+    const l1i = Math.floor(offset / (cs * this.l2Entries));
+    const zeroFlag = this.header.version >= 3;
+    if (!(await this.l2Table(l1i)) && !(this.backing && zeroFlag)) return;
+    const table = await this.l2TableForWrite(l1i);
+    const first = Math.floor(offset / cs);
+    const count = Math.ceil(length / cs);
+    for (let k = 0; k < count; k++) {
+      const l2i = (first + k) % this.l2Entries;
+      const e = this.entry(table, l2i);
+      const allocated = e.kind === Kind.Normal || e.kind === Kind.ZeroAlloc || e.kind === Kind.Compressed;
+      if (!this.backing && !allocated) continue;
+      const lo = zeroFlag ? OFLAG_ZERO_LO : 0;
+      if (e.hi === 0 && e.lo === lo) continue;
+      this.setL2(table, l2i, 0, lo);
+      if (allocated) this.releaseEntry(e);
+    }
+    this.inflated = null;
+  }
+
+  /**
+   * Writes whole clusters compressed (the image's last partial cluster may
+   * be given short; it is zero-padded). Targets must have no host cluster,
+   * as in QEMU. A cluster that does not shrink is written normally.
+   */
+  writeCompressed(data: Uint8Array, offset: number): Promise<void> {
+    const cs = this.clusterSize;
+    if (offset % cs || (data.length % cs && offset + data.length !== this.size)) {
+      return Promise.reject(ioError("EINVAL"));
+    }
+    const clusters: Uint8Array[] = [];
+    for (let p = 0; p < data.length; p += cs) {
+      const part = data.subarray(p, Math.min(data.length, p + cs));
+      if (part.length === cs) clusters.push(part);
+      else {
+        const padded = new Uint8Array(cs);
+        padded.set(part);
+        clusters.push(padded);
+      }
+    }
+    // Compress outside the lock (possibly on worker threads).
+    const compressing = this.opts.compressor
+      ? this.opts.compressor(clusters)
+      : Promise.resolve(clusters.map((c) => compressCluster(c, this.deflateCodec)));
+    return compressing.then((streams) =>
+      this.lock.run(async () => {
+        this.checkWritable(offset, data.length);
+        await this.beforeWrite();
+        for (let k = 0; k < clusters.length; k++) {
+          const guest = offset + k * cs;
+          const stream = streams[k];
+          if (!stream) {
+            await this.writeSlice(data.subarray(k * cs, Math.min(data.length, k * cs + cs)), guest);
+          } else {
+            await this.writeCompressedCluster(stream, guest);
+          }
+          if (k % 64 === 63) await this.relieveCaches();
+        }
+        await this.afterOperation();
+      }),
+    );
+  }
+
+  private async writeCompressedCluster(stream: Uint8Array, guest: number): Promise<void> {
+    const cs = this.clusterSize;
+    const table = await this.l2TableForWrite(Math.floor(guest / (cs * this.l2Entries)));
+    const l2i = Math.floor(guest / cs) % this.l2Entries;
+    const e = this.entry(table, l2i);
+    if (e.kind !== Kind.Unallocated && e.kind !== Kind.ZeroPlain) throw ioError("EIO");
+    const len = stream.length;
+    const tail = this.compressedTail;
+    const room = tail % cs ? cs - (tail % cs) : 0;
+    const cur = Math.floor(tail / cs);
+    let start: number;
+    if (room && (await this.refcounts.get(cur)) < this.refcounts.max) {
+      if (len <= room) {
+        start = tail;
+      } else {
+        // Spill into the next cluster only if the allocator hands us exactly that one.
+        const next = await this.refcounts.allocate(Math.ceil((len - room) / cs));
+        start = next === (cur + 1) * cs ? tail : next;
+      }
+      if (start === tail) await this.refcounts.add(cur, 1);
+    } else {
+      start = await this.refcounts.allocate(Math.ceil(len / cs));
+    }
+    await this.store.pwrite(stream, start);
+    this.compressedTail = start + len;
+    const desc = encodeCompressed(start, len, this.clusterBits);
+    this.setL2(table, l2i, desc.hi, desc.lo);
+    this.inflated = null;
+  }
+
+  // ---- status -------------------------------------------------------------
+
+  blockStatus(offset: number, length: number): Promise<Extent> {
+    return this.lock.run(async () => {
+      const cs = this.clusterSize;
+      const limit = Math.max(0, Math.min(length, this.size - offset));
+      if (limit === 0) return { offset, length: 0, allocated: false, zero: false, data: false };
+      const span = cs * this.l2Entries;
+      let pos = offset;
+      let first: Entry | null = null;
+      let firstHost = 0;
+      const end = offset + limit;
+      while (pos < end) {
+        const l1i = Math.floor(pos / span);
+        const table = await this.l2Table(l1i);
+        const tableEnd = Math.min(end, (l1i + 1) * span);
+        if (!table) {
+          if (first && first.kind !== Kind.Unallocated) break;
+          first ??= { kind: Kind.Unallocated, hi: 0, lo: 0, host: 0, copied: false };
+          pos = tableEnd;
+          continue;
+        }
+        let stop = false;
+        while (pos < tableEnd) {
+          const e = this.entry(table, Math.floor(pos / cs) % this.l2Entries);
+          const step = Math.min(tableEnd, (Math.floor(pos / cs) + 1) * cs) - pos;
+          if (!first) {
+            first = e;
+            firstHost = e.host ? e.host + (pos % cs) : 0;
+          } else {
+            const same =
+              e.kind === first.kind &&
+              e.kind !== Kind.Compressed &&
+              (!first.host || e.host + (pos % cs) === firstHost + (pos - offset));
+            // Compressed clusters are reported one by one, like QEMU.
+            if (!same) {
+              stop = true;
+              break;
+            }
+          }
+          pos += step;
+        }
+        if (stop) break;
+      }
+      const len = pos - offset;
+      const k = first!.kind;
+      const ext: Extent = {
+        offset,
+        length: len,
+        allocated: k !== Kind.Unallocated,
+        zero: k === Kind.ZeroPlain || k === Kind.ZeroAlloc || (k === Kind.Unallocated && !this.backing),
+        data: k === Kind.Normal || k === Kind.Compressed,
+      };
+      if (k === Kind.Compressed) ext.compressed = true;
+      if (k === Kind.Normal || k === Kind.ZeroAlloc) ext.hostOffset = firstHost;
+      return ext;
+    });
+  }
+
+  // ---- resize -------------------------------------------------------------
+
+  resize(size: number): Promise<void> {
+    return this.lock.run(async () => {
+      if (this.readOnly) throw ioError("EPERM");
+      if (size % 512) throw ioError("EINVAL", "The new size must be a multiple of 512");
+      if (this.header.nbSnapshots > 0 && size !== this.size) {
+        throw ioError("ENOTSUP", "Can't resize an image which has snapshots");
+      }
+      const cs = this.clusterSize;
+      const span = cs * this.l2Entries;
+      if (size < this.size) {
+        // Drop whole clusters past the new end (the partial last cluster stays, as in QEMU).
+        const from = Math.ceil(size / cs) * cs;
+        for (let l1i = Math.floor(from / span); l1i < this.header.l1Size; l1i++) {
+          const table = await this.l2Table(l1i);
+          if (!table) continue;
+          const tableStart = l1i * span;
+          if (from <= tableStart) {
+            // The whole table goes.
+            const t = await this.l2TableForWrite(l1i);
+            for (let i = 0; i < this.l2Entries; i++) {
+              const e = this.entry(t, i);
+              if (e.kind !== Kind.Unallocated && e.kind !== Kind.ZeroPlain) this.releaseEntry(e);
+            }
+            this.refcounts.deferFree(t.offset);
+            this.l2.drop(t.offset);
+            this.setL1(l1i, 0);
+          } else {
+            const t = await this.l2TableForWrite(l1i);
+            for (let i = (from - tableStart) / cs; i < this.l2Entries; i++) {
+              const e = this.entry(t, i);
+              if (e.kind === Kind.Unallocated) continue;
+              if (e.kind !== Kind.ZeroPlain) this.releaseEntry(e);
+              this.setL2(t, i, 0, 0);
+            }
+          }
+        }
+      } else if (size > this.size) {
+        const needed = Math.ceil(size / span);
+        if (needed > this.header.l1Size) await this.growL1(needed);
+      }
+      this.header.size = size;
+      await this.writeback(true);
+      const b = new Uint8Array(8);
+      setU64(new DataView(b.buffer), 0, size);
+      await this.store.pwrite(b, 24);
+      await this.store.flush();
+      this.inflated = null;
+    });
+  }
+
+  /** New, bigger L1 elsewhere; switched in the header at writeback. */
+  private async growL1(entries: number): Promise<void> {
+    if (entries * 8 > 0x2000000) throw ioError("EFBIG", "Active L1 table too large");
+    const cs = this.clusterSize;
+    const clusters = Math.ceil((entries * 8) / cs);
+    const fresh = await this.refcounts.allocate(clusters);
+    const l1 = new Uint8Array(entries * 8);
+    l1.set(this.l1);
+    const oldClusters = Math.ceil(this.l1.length / cs);
+    if (!this.l1Relocated) {
+      this.l1Relocated = { oldOffset: this.header.l1TableOffset, oldClusters };
+    } else {
+      // Relocated twice before a writeback: the intermediate table was never used on disk.
+      this.refcounts.deferFree(this.header.l1TableOffset, oldClusters);
+    }
+    this.l1 = l1;
+    this.l1View = new DataView(l1.buffer);
+    this.header.l1Size = entries;
+    this.header.l1TableOffset = fresh;
+  }
+
+  // ---- writeback ----------------------------------------------------------
+
+  /** Writes pending metadata in the crash-safe order; `sync` adds fsyncs between stages. */
+  private async writeback(sync: boolean): Promise<void> {
+    const barrier = async (wrote: boolean) => {
+      if (wrote && sync) await this.store.flush();
+    };
+    await barrier(await this.refcounts.writeBlocksAndTable());
+    await barrier(await this.l2.writeDirty());
+    if (this.l1Relocated) {
+      await this.store.pwrite(this.l1, this.header.l1TableOffset);
+      await this.store.flush();
+      const b = new Uint8Array(12);
+      const v = new DataView(b.buffer);
+      v.setUint32(0, this.header.l1Size);
+      setU64(v, 4, this.header.l1TableOffset);
+      await this.store.pwrite(b, 36);
+      await this.store.flush();
+      this.refcounts.deferFree(this.l1Relocated.oldOffset, this.l1Relocated.oldClusters);
+      this.l1Relocated = null;
+      this.l1DirtyLo = Infinity;
+      this.l1DirtyHi = 0;
+    } else if (this.l1DirtyLo < this.l1DirtyHi) {
+      await this.store.pwrite(this.l1.subarray(this.l1DirtyLo, this.l1DirtyHi), this.header.l1TableOffset + this.l1DirtyLo);
+      this.l1DirtyLo = Infinity;
+      this.l1DirtyHi = 0;
+      await barrier(true);
+    }
+    if (await this.refcounts.applyFrees()) {
+      // A freed cluster may be reused for anything: never pack into it again.
+      this.compressedTail = 0;
+      await barrier(await this.refcounts.writeBlocksAndTable());
+    }
+  }
+
+  private async writeHeaderU64(pos: number, value: bigint): Promise<void> {
+    const b = new Uint8Array(8);
+    new DataView(b.buffer).setBigUint64(0, value);
+    await this.store.pwrite(b, pos);
+  }
+
+  flush(): Promise<void> {
+    return this.lock.run(async () => {
+      if (this.readOnly || this.closed) return;
+      await this.writeback(true);
+      await this.store.flush();
+    });
+  }
+
+  close(): Promise<void> {
+    return this.lock.run(async () => {
+      if (this.closed) return;
+      if (!this.readOnly) {
+        await this.writeback(true);
+        if (this.dirty && this.lazyRefcounts) {
+          // Refcounts are always up to date here; only the flag needs clearing.
+          this.header.incompatible &= ~BigInt(INCOMPAT.DIRTY);
+          await this.writeHeaderU64(72, this.header.incompatible);
+        }
+        await this.store.flush();
+      }
+      this.closed = true;
+      await this.store.close();
+    });
+  }
+
+  setBacking(backing: DiskReader | null): void {
+    this.backing = backing;
+    this.inflated = null;
+  }
+
+  /** Rewrites the backing file name/format in the header (commit, stream, snapshot). */
+  setBackingFile(file: string | null, format: string | null = null): Promise<void> {
+    return this.lock.run(async () => {
+      if (this.readOnly) throw ioError("EPERM");
+      const saved = { file: this.header.backingFile, format: this.header.backingFormat };
+      this.header.backingFile = file;
+      this.header.backingFormat = file ? format : null;
+      let cluster0: Uint8Array;
+      try {
+        cluster0 = serializeHeader(this.header);
+      } catch (e) {
+        this.header.backingFile = saved.file;
+        this.header.backingFormat = saved.format;
+        throw e;
+      }
+      await this.writeback(true);
+      await this.store.pwrite(cluster0, 0);
+      await this.store.flush();
+    });
+  }
+
+  /** Guest clusters that hold data in this layer (for `qemu-img info`-like output). */
+  async allocatedBytes(): Promise<number> {
+    let total = 0;
+    for (let pos = 0; pos < this.size; ) {
+      const ext = await this.blockStatus(pos, this.size - pos);
+      if (ext.length === 0) break;
+      if (ext.data) total += ext.length;
+      pos += ext.length;
+    }
+    return total;
+  }
+}
+
+function isZero(k: Kind): boolean {
+  return k === Kind.ZeroPlain || k === Kind.ZeroAlloc;
+}
+
+export function openQcow2(store: ByteStore, opts: Qcow2OpenOptions = {}): Promise<Qcow2Image> {
+  return Qcow2Image.open(store, opts);
+}
+

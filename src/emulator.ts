@@ -61,6 +61,8 @@ export class Emulator {
   readonly events: EventBus;
   readonly machine: Machine;
   readonly block: BlockLayer;
+  /** Resolves when the command line's -blockdev/-drive nodes are open; rejects with QEMU's error. */
+  readonly blockReady: Promise<void>;
   readonly jobs: JobManager;
   readonly commands: Map<string, CommandDef>;
   readonly hmpCommands: Map<string, HmpCommand>;
@@ -79,6 +81,9 @@ export class Emulator {
     this.machine = new Machine(this.events, options);
     this.jobs = new JobManager({ events: this.events, clock: this.clock });
     this.block = new BlockLayer({ events: this.events, clock: this.clock });
+    // -blockdev / -drive open asynchronously; listen() waits for them (and fails like QEMU's startup).
+    this.blockReady = this.block.startup({ blockdevs: options.blockdevs, drives: options.drives });
+    this.blockReady.catch(() => {});
     const tables = buildTables();
     this.commands = tables.commands;
     this.hmpCommands = tables.hmpCommands;
@@ -95,6 +100,7 @@ export class Emulator {
 
   /** Starts the socket monitors of options.monitors (unix and tcp chardevs). */
   async listen(): Promise<void> {
+    await this.blockReady;
     let compat = 0;
     for (const spec of this.options.monitors ?? []) {
       const c = spec.chardev;

@@ -8,6 +8,13 @@ import type { EventSink } from "./core/events.ts";
 /** qmpemu's own version, used in the default "package" string. */
 export const QMPEMU_VERSION = "0.1.0";
 
+/**
+ * What we claim to be by default: the QEMU 7.2 build the oracle transcripts
+ * were recorded from reports micro 22 (Debian's 7.2 stable series), and the
+ * differential checks compare the version object.
+ */
+export const DEFAULT_QEMU_VERSION = { major: 7, minor: 2, micro: 22 } as const;
+
 export type RunState = "prelaunch" | "running" | "paused" | "shutdown";
 
 export interface MachineOptions {
@@ -37,7 +44,7 @@ export class Machine {
     private readonly events: EventSink,
     opts: MachineOptions = {},
   ) {
-    const v = opts.version ?? { major: 7, minor: 2, micro: 0 };
+    const v = opts.version ?? DEFAULT_QEMU_VERSION;
     this.version = {
       qemu: { major: v.major, minor: v.minor, micro: v.micro },
       package: opts.package ?? `qmpemu-${QMPEMU_VERSION}`,

@@ -202,7 +202,9 @@ export class JsonReader {
           this.state = this.state === S_DQ_ESC ? S_DQ : S_SQ;
           return;
         case S_ZERO:
-          if (isDigit(c) || isLower(c) || (c >= 0x41 && c <= 0x5a)) return this.lexError(c);
+          // QEMU 7.2: a digit after a leading zero is an error; anything else
+          // (even 'e' or 'x') just ends the integer 0.
+          if (isDigit(c)) return this.lexError(c);
           if (c === 0x2e) { this.append(c); this.state = S_MANTISSA; return; }
           this.finishToken(T_INTEGER);
           continue;

@@ -43,24 +43,68 @@ export function qdictOrder(keys: string[]): string[] {
   return order;
 }
 
-/** C's printf("%.17g", x), as QEMU prints every float. */
+/** The exact decimal digits of a finite positive double and the power of ten of the last digit. */
+function exactDecimal(x: number): { digits: string; exp10: number } {
+  const view = new DataView(new ArrayBuffer(8));
+  view.setFloat64(0, x);
+  const hi = view.getUint32(0);
+  const lo = view.getUint32(4);
+  const biased = (hi >>> 20) & 0x7ff;
+  let mant = (BigInt(hi & 0xfffff) << 32n) | BigInt(lo);
+  let e2: number;
+  if (biased === 0) e2 = -1074;
+  else {
+    mant |= 1n << 52n;
+    e2 = biased - 1075;
+  }
+  if (e2 >= 0) return { digits: (mant << BigInt(e2)).toString(), exp10: 0 };
+  // m / 2^k == m * 5^k / 10^k
+  return { digits: (mant * 5n ** BigInt(-e2)).toString(), exp10: e2 };
+}
+
+/**
+ * C's printf("%.17g", x), as QEMU prints every float: exact decimal
+ * expansion rounded half-to-even (JS's toFixed/toExponential round ties up).
+ */
 export function formatG17(x: number): string {
   if (Number.isNaN(x)) return "nan";
   if (!Number.isFinite(x)) return x < 0 ? "-inf" : "inf";
   if (x === 0) return Object.is(x, -0) ? "-0" : "0";
-  const expForm = x.toExponential(16); // d.dddddddddddddddde±X
-  const ePos = expForm.indexOf("e");
-  const exp = Number(expForm.slice(ePos + 1));
-  if (exp < -4 || exp >= 17) {
-    let mant = expForm.slice(0, ePos);
-    if (mant.includes(".")) mant = mant.replace(/0+$/, "").replace(/\.$/, "");
-    const sign = exp < 0 ? "-" : "+";
-    const abs = Math.abs(exp);
-    return `${mant}e${sign}${abs < 10 ? "0" : ""}${abs}`;
+  const sign = x < 0 ? "-" : "";
+  const { digits, exp10 } = exactDecimal(Math.abs(x));
+  const P = 17;
+  let d = digits;
+  // Decimal exponent of the leading digit.
+  let exp = d.length - 1 + exp10;
+  if (d.length > P) {
+    const keep = d.slice(0, P);
+    const rest = d.slice(P);
+    let up = false;
+    const first = rest.charCodeAt(0) - 48;
+    if (first > 5) up = true;
+    else if (first === 5) {
+      up = /[1-9]/.test(rest.slice(1)) || (keep.charCodeAt(P - 1) - 48) % 2 === 1;
+    }
+    let n = BigInt(keep);
+    if (up) n += 1n;
+    d = n.toString();
+    if (d.length > P) {
+      d = d.slice(0, P);
+      exp += 1;
+    }
   }
-  let fixed = x.toFixed(16 - exp);
-  if (fixed.includes(".")) fixed = fixed.replace(/0+$/, "").replace(/\.$/, "");
-  return fixed;
+  d = d.padEnd(P, "0");
+  if (exp < -4 || exp >= P) {
+    let mant = d[0]! + "." + d.slice(1);
+    mant = mant.replace(/0+$/, "").replace(/\.$/, "");
+    const abs = Math.abs(exp);
+    return `${sign}${mant}e${exp < 0 ? "-" : "+"}${abs < 10 ? "0" : ""}${abs}`;
+  }
+  let out: string;
+  if (exp >= 0) out = d.slice(0, exp + 1) + "." + d.slice(exp + 1);
+  else out = "0." + "0".repeat(-exp - 1) + d;
+  out = out.replace(/0+$/, "").replace(/\.$/, "");
+  return sign + out;
 }
 
 const ESCAPES: Record<number, string> = {

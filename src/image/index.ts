@@ -5,3 +5,4 @@ export { RawImage, openRaw, createRaw, type RawOptions } from "./raw.ts";
 export { ImageIoError, ioError, formatError, isImageIoError, ERRNO_TEXT, type Errno } from "./errors.ts";
 export * from "./qcow2/index.ts";
 export { zlibCodec, fflateCodec, DEFLATE_CODEC, INFLATE_CODEC, compressCluster, type ClusterCodec } from "./codec.ts";
+export { probeFormat, openImageChain, resolveBackingName, type ImageFormat, type ImageChain, type ChainLayer, type ChainOptions } from "./chain.ts";

@@ -550,11 +550,15 @@ export class Qcow2Image implements DiskImage {
           if (await this.readsAsZero(end, clusterEnd)) alignedEnd = clusterEnd;
         }
       }
-      if (alignedEnd <= alignedStart || this.header.version < 3) {
+      // v3 has the zero flag; v2 can only deallocate, which reads as zeros without a backing file.
+      const v3 = this.header.version >= 3;
+      if (alignedEnd <= alignedStart || (!v3 && this.backing)) {
         await this.writeZeroBuffers(offset, end);
       } else {
         if (offset < alignedStart) await this.writeZeroBuffers(offset, alignedStart);
-        await this.forEachTable(alignedStart, alignedEnd - alignedStart, (s, l) => this.zeroSlice(s, l, !!opts.unmap));
+        await this.forEachTable(alignedStart, alignedEnd - alignedStart, (s, l) =>
+          v3 ? this.zeroSlice(s, l, !!opts.unmap) : this.discardSlice(s, l),
+        );
         if (alignedEnd < end) await this.writeZeroBuffers(alignedEnd, end);
       }
       await this.afterOperation();

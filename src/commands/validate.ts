@@ -13,6 +13,7 @@
 import type * as v from "valibot";
 import { genericError } from "../core/error.ts";
 import { JsonFloat } from "../qmp/json-reader.ts";
+import { qdictOrder } from "../qmp/json-writer.ts";
 import { qapiMeta, type IntKind, type QapiMeta } from "./qapi.ts";
 
 type AnySchema = v.GenericSchema & {
@@ -174,8 +175,38 @@ function visitMembers(entries: Record<string, AnySchema>, dict: Dict, path: stri
   }
 }
 
+/** GLib's g_str_hash (djb2 over signed chars, as glib's gchar). */
+function gStrHash(key: string): number {
+  let h = 5381;
+  for (const b of Buffer.from(key, "utf8")) h = (Math.imul(h, 33) + (b < 128 ? b : b - 256)) >>> 0;
+  return h;
+}
+
+/**
+ * The order QEMU finds leftover members in: its input visitor copies the
+ * argument QDict (in QDict order) into a GHashTable and reports the first
+ * key that iteration yields. Emulated for tables that never resized (fewer
+ * than 8 members: 8 slots, modulus 7, quadratic probing); beyond that the
+ * input order is used.
+ */
+export function leftoverOrder(keys: string[]): string[] {
+  if (keys.length < 2) return keys;
+  if (keys.length > 7) return keys;
+  const slots: (string | undefined)[] = new Array(8);
+  for (const k of qdictOrder(keys)) {
+    let h = gStrHash(k);
+    if (h < 2) h = 2;
+    let idx = (Math.imul(h, 11) >>> 0) % 7;
+    for (let step = 1; slots[idx] !== undefined; step++) idx = (idx + step) & 7;
+    slots[idx] = k;
+  }
+  return slots.filter((k): k is string => k !== undefined);
+}
+
 function checkUnexpected(dict: Dict, known: (key: string) => boolean, path: string): void {
-  for (const key of Object.keys(dict)) {
+  const keys = Object.keys(dict);
+  if (keys.every(known)) return;
+  for (const key of leftoverOrder(keys)) {
     if (!known(key)) throw genericError(`Parameter '${member(path, key).full}' is unexpected`);
   }
 }

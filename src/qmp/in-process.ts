@@ -36,6 +36,11 @@ export class InProcessClient {
     onClose: (cb) => void this.closeCbs.push(cb),
   };
 
+  /** Whether the server side has stopped reading (monitor suspended). */
+  get serverPaused(): boolean {
+    return this.paused;
+  }
+
   get isClosed(): boolean {
     return this.ended;
   }

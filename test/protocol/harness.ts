@@ -63,6 +63,17 @@ export class LineClient {
     return this.lines.shift();
   }
 
+  /** Raw lines until (and including) one for which `stop` is true of its parsed form. */
+  async rawUntil(stop: (msg: any) => boolean, timeoutMs = 5000): Promise<string[]> {
+    const out: string[] = [];
+    for (;;) {
+      const l = await this.line(timeoutMs);
+      if (l === undefined) return [...out, this.eof ? "<eof>" : "<timeout>"];
+      out.push(l);
+      if (stop(parseLine(l))) return out;
+    }
+  }
+
   /** Lines until (and including) one for which `stop` is true. */
   async until(stop: (msg: any) => boolean, timeoutMs = 5000): Promise<any[]> {
     const out: any[] = [];
@@ -177,6 +188,39 @@ export async function converse(peer: Peer, chunks: (string | Uint8Array)[]): Pro
     peer.client.send(Buffer.concat([Buffer.from([0x0a, 0xff, 0x0a]), Buffer.from(`{"execute":"query-status","id":"${id}"}`)]));
     const got = await peer.client.until((m) => m && m.id === id);
     out.push(got.slice(0, -1));
+  }
+  return out;
+}
+
+/** A raw line with what legitimately differs masked: timestamps, version package. */
+export function maskRaw(line: string): string {
+  return line
+    .replace(/"timestamp": \{"seconds": -?\d+, "microseconds": -?\d+\}/g, '"timestamp": <ts>')
+    .replace(/"package": "(?:[^"\\]|\\.)*"/g, '"package": <pkg>');
+}
+
+/**
+ * Sends each request (object or raw text) and returns the exact lines
+ * received up to its reply (matched by id when it has one; `{"until": n}`
+ * entries wait for n lines instead).
+ */
+export type Step = object | string | { raw: string; untilId: unknown };
+
+export async function exchange(peer: Peer, steps: Step[]): Promise<string[][]> {
+  const out: string[][] = [];
+  for (const st of steps) {
+    const isRaw = typeof st === "object" && st !== null && "raw" in st && "untilId" in st;
+    const text = isRaw ? (st as { raw: string }).raw : typeof st === "string" ? st : JSON.stringify(st);
+    const id = isRaw
+      ? (st as { untilId: unknown }).untilId
+      : typeof st === "object" && st && "id" in st
+        ? (st as { id: unknown }).id
+        : undefined;
+    peer.client.send(text + "\n");
+    const lines = await peer.client.rawUntil((m) =>
+      id === undefined ? m && ("return" in m || "error" in m) : m && JSON.stringify(m.id) === JSON.stringify(id),
+    );
+    out.push(lines.map(maskRaw));
   }
   return out;
 }

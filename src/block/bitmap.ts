@@ -187,13 +187,14 @@ export class DirtyBitmap {
 
   /** BlockDirtyInfo. */
   info(): Record<string, unknown> {
+    // BlockDirtyInfo member order (the JSON writer mirrors QEMU's QDict order from it).
     const out: Record<string, unknown> = {
       name: this.name,
-      recording: this.recording,
-      persistent: this.persistent,
-      busy: this.busy,
-      granularity: this.granularity,
       count: this.count(),
+      granularity: this.granularity,
+      recording: this.recording,
+      busy: this.busy,
+      persistent: this.persistent,
     };
     if (this.inconsistent) out.inconsistent = true;
     return out;

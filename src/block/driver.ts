@@ -89,6 +89,8 @@ export interface DriverDef {
   readonly kind: DriverKind;
   /** Variant members of BlockdevOptions for this driver (after the common base). */
   readonly fields: Fields;
+  /** Options that shape what the guest sees, shown in json: filenames (QEMU's strong_runtime_opts). */
+  readonly strongOptions?: readonly string[];
   /** Child option opened before the node gets its name (QEMU opens "file" first). */
   readonly primaryChild?: { key: string; role: ChildRole };
   /** Supports a "backing" child (blockdev-snapshot overlay check). */

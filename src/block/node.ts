@@ -163,7 +163,7 @@ export class BlockNode {
   }
 
   private async track<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.closed) throw ioError("ENOMEDIUM" as never, "No medium found");
+    if (this.closed) throw ioError("EIO", "No medium found");
     this.inFlight++;
     try {
       return await fn();

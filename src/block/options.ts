@@ -52,7 +52,7 @@ function parseKeyvalNumber(path: string, s: string, size: boolean): number {
     throw genericError(size ? `Parameter '${path}' expects a non-negative number below 2^64` : `Parameter '${path}' expects an integer`);
   }
   const base = m[1]!.startsWith("0x") ? parseInt(m[1]!, 16) : Number(m[1]);
-  const shift = "kmgtpe".indexOf(m[2]!.toLowerCase()) + 1;
+  const shift = m[2] ? "kmgtpe".indexOf(m[2].toLowerCase()) + 1 : 0;
   return base * 2 ** (10 * shift);
 }
 

@@ -46,6 +46,7 @@ interface StateRule {
 export const blkdebugDriver: DriverDef = {
   name: "blkdebug",
   kind: "filter",
+  strongOptions: ["config", "inject-error", "set-state", "align", "max-transfer"],
   primaryChild: { key: "image", role: "image" },
   fields: {
     image: { type: "ref", required: true },

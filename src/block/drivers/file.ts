@@ -2,6 +2,7 @@
 import * as fs from "node:fs";
 import { FileStore } from "../../image/file-store.ts";
 import { isQmpError, genericError } from "../../core/error.ts";
+import { ioError } from "../../image/errors.ts";
 import type { DriverDef, NodeDriver } from "../driver.ts";
 import { FileLocks } from "../locks.ts";
 
@@ -11,6 +12,7 @@ export function fileDriver(locks: FileLocks): DriverDef {
   return {
     name: "file",
     kind: "protocol",
+    strongOptions: ["filename"],
     fields: {
       filename: { type: "str", required: true },
       "pr-manager": { type: "str" },
@@ -24,6 +26,7 @@ export function fileDriver(locks: FileLocks): DriverDef {
       const filename = ctx.options.filename as string;
       let store: FileStore;
       try {
+        if (fs.statSync(filename, { throwIfNoEntry: false })?.isDirectory()) throw ioError("EINVAL", "Is a directory");
         store = FileStore.open(filename, { readOnly: ctx.node.readOnly });
       } catch (e) {
         throw genericError(`Could not open '${filename}': ${isQmpError(e) ? e.desc : String(e)}`);

@@ -6,6 +6,7 @@ export function nullDriver(name: "null-co" | "null-aio"): DriverDef {
   return {
     name,
     kind: "protocol",
+    strongOptions: ["size", "read-zeroes"],
     fields: {
       size: { type: "size" },
       "latency-ns": { type: "int" },
@@ -14,7 +15,7 @@ export function nullDriver(name: "null-co" | "null-aio"): DriverDef {
     async open(ctx): Promise<NodeDriver> {
       let size = (ctx.options.size as number | undefined) ?? 1 << 30;
       const readZeroes = (ctx.options["read-zeroes"] as boolean | undefined) ?? false;
-      const plain = Object.keys(ctx.options).length === 0;
+      const plain = ctx.options.size === undefined && ctx.options["read-zeroes"] === undefined;
       return {
         size: () => size,
         async read(buf) {

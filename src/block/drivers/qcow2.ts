@@ -96,7 +96,13 @@ export const qcow2Driver: DriverDef = {
       throw e;
     }
     img.setBacking(backingReader(node));
-    const explicitBacking = "backing" in ctx.options && (ctx.options.backing !== null || img.backingFile !== null);
+    // QEMU prints a json: filename when the backing child is not the one the header names.
+    const plainFilename = () => {
+      const hdr = img.backingFile;
+      const b = node.backing?.node;
+      if (!hdr) return !b;
+      return !!b && b.driver.filename() === resolveBackingPath(fileEdge.node.driver.filename(), hdr);
+    };
 
     const driver: NodeDriver & { image(): Qcow2Image } = {
       image: () => img,
@@ -133,18 +139,18 @@ export const qcow2Driver: DriverDef = {
       flush: () => img.flush(),
       resize: (size) => img.resize(size),
       close: () => img.close(),
-      filename: () => (explicitBacking ? jsonFilename(node) : fileEdge.node.driver.filename()),
+      filename: () => (plainFilename() ? fileEdge.node.driver.filename() : jsonFilename(node)),
       imageInfo(): DriverImageInfo {
         const data: Record<string, unknown> =
           img.version === 2
-            ? { compat: "0.10", "compression-type": img.compressionType, "refcount-bits": img.refcountBits }
+            ? { compat: "0.10", "refcount-bits": img.refcountBits, "compression-type": img.compressionType }
             : {
                 compat: "1.1",
-                "compression-type": img.compressionType,
-                "lazy-refcounts": img.lazyRefcounts,
-                "refcount-bits": img.refcountBits,
-                corrupt: img.corrupt,
                 "extended-l2": img.extendedL2,
+                "lazy-refcounts": img.lazyRefcounts,
+                corrupt: img.corrupt,
+                "refcount-bits": img.refcountBits,
+                "compression-type": img.compressionType,
               };
         const info: DriverImageInfo = {
           format: "qcow2",

@@ -2,11 +2,14 @@
 import { genericError } from "../../core/error.ts";
 import { ioError } from "../../image/errors.ts";
 import type { DriverDef, NodeDriver } from "../driver.ts";
+import type { BlockNode } from "../node.ts";
+import { serialize } from "../../qmp/json-writer.ts";
 import { filterPerms, Perm } from "../perms.ts";
 
 export const rawDriver: DriverDef = {
   name: "raw",
   kind: "format",
+  strongOptions: ["offset", "size"],
   primaryChild: { key: "file", role: "file" },
   fields: {
     file: { type: "ref", required: true },
@@ -78,16 +81,18 @@ function pick(info: { "dirty-flag"?: boolean }) {
 }
 
 /** QEMU's json: pseudo-filename for nodes whose options a plain path cannot express. */
-export function jsonFilename(node: { options: { raw: Record<string, unknown> }; children: readonly { name: string; node: { options: { raw: Record<string, unknown> } } }[] }): string {
-  return "json:" + JSON.stringify(fullOptions(node)).replace(/,"/g, ', "').replace(/":/g, '": ');
+export function jsonFilename(node: BlockNode): string {
+  // QEMU prints its QDict, so members come in QDict order, like QMP replies.
+  return "json:" + serialize(fullOptions(node));
 }
 
-function fullOptions(node: { options: { raw: Record<string, unknown> }; children: readonly { name: string; node: any }[] }): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(node.options.raw)) {
-    if (k === "node-name") continue;
-    const child = node.children.find((c) => c.name === k);
-    out[k] = child ? fullOptions(child.node) : v;
+/** The node's "strong" options (those that change what the guest sees) and its children's. */
+function fullOptions(node: BlockNode): Record<string, unknown> {
+  const out: Record<string, unknown> = { driver: node.driverName };
+  for (const k of node.def.strongOptions ?? []) {
+    if (node.options.specific[k] !== undefined) out[k] = node.options.specific[k];
   }
-  return Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : 1)));
+  for (const c of node.children) out[c.name] = fullOptions(c.node);
+  if ("backing" in node.options.specific && node.options.specific.backing === null) out.backing = null;
+  return out;
 }

@@ -1,0 +1,356 @@
+/**
+ * The qemu-io command language that test suites send through HMP
+ * (`qemu-io [-d] DEVICE "write -P 0x11 0 64k"`). As in QEMU 7.2, the
+ * command's own report ("wrote 65536/65536 bytes at offset 0", "Pattern
+ * verification failed ...", "write failed: ...") goes to the process's
+ * output — here the `log` callback — while only errors that stop the
+ * command before any I/O (lookup, permissions) come back to the monitor.
+ */
+import type { BlockLayer } from "./index.ts";
+import {
+  ensurePerm, errorText, guestDiscard, guestFlush, guestRead, guestWrite, guestWriteCompressed, guestWriteZeroes,
+  openIoTarget, WRITE_PERM, type IoTarget,
+} from "./guest-io.ts";
+import { isQmpError } from "../core/error.ts";
+
+const SUFFIX = "kmgtpe";
+
+/** qemu-io's cvtnum: decimal/hex with an optional binary suffix; null when unparsable. */
+export function cvtnum(s: string): number | null {
+  const m = /^(0x[0-9a-f]+|\d+)([bkmgtpe]?)$/i.exec(s);
+  if (!m) return null;
+  const base = m[1]!.toLowerCase().startsWith("0x") ? parseInt(m[1]!, 16) : Number(m[1]);
+  const suf = m[2]!.toLowerCase();
+  return suf === "" || suf === "b" ? base : base * 2 ** (10 * (SUFFIX.indexOf(suf) + 1));
+}
+
+/** qemu-io's cvtstr: "4 MiB", "4.250000 MiB", "512 bytes". */
+export function cvtstr(value: number): string {
+  const units = [" EiB", " PiB", " TiB", " GiB", " MiB", " KiB"];
+  let suffix = " bytes";
+  for (let i = 0; i < units.length; i++) {
+    const scale = 2 ** (10 * (6 - i));
+    if (value >= scale) {
+      value /= scale;
+      suffix = units[i]!;
+      break;
+    }
+  }
+  const s = value.toFixed(6);
+  return s.endsWith(".000000") ? s.slice(0, -7) + suffix : s + suffix;
+}
+
+function parsePattern(s: string): number | null {
+  const v = s.toLowerCase().startsWith("0x") ? parseInt(s, 16) : /^\d+$/.test(s) ? Number(s) : NaN;
+  if (!Number.isFinite(v) || v < 0 || v > 255) return null;
+  return v;
+}
+
+/** getopt over a word list: returns flags, option values and the rest. */
+function getopt(args: string[], spec: string): { flags: Map<string, string | true>; rest: string[] } | string {
+  const flags = new Map<string, string | true>();
+  let i = 0;
+  for (; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === "--") {
+      i++;
+      break;
+    }
+    if (!a.startsWith("-") || a.length < 2 || /^-\d/.test(a)) break;
+    for (let j = 1; j < a.length; j++) {
+      const c = a[j]!;
+      const at = spec.indexOf(c);
+      if (at < 0) return `invalid option -- '${c}'`;
+      if (spec[at + 1] === ":") {
+        const val = a.slice(j + 1) || args[++i];
+        if (val === undefined) return `option requires an argument -- '${c}'`;
+        flags.set(c, val);
+        break;
+      }
+      flags.set(c, true);
+    }
+  }
+  return { flags, rest: args.slice(i) };
+}
+
+function report(verb: string, bytes: number, offset: number): string {
+  return `${verb} ${bytes}/${bytes} bytes at offset ${offset}\n${cvtstr(bytes)}, 1 ops; 00.00 sec\n`;
+}
+
+interface CmdDef {
+  minArgs: number;
+  maxArgs: number; // -1: unlimited
+  opts: string;
+  write?: boolean;
+  run(t: IoTarget, flags: Map<string, string | true>, args: string[], log: (s: string) => void, layer: BlockLayer): Promise<void>;
+}
+
+const pendingAio = new WeakMap<BlockLayer, Set<Promise<void>>>();
+
+function nums(args: string[], log: (s: string) => void): number[] | null {
+  const out: number[] = [];
+  for (const a of args) {
+    const n = cvtnum(a);
+    if (n === null) {
+      log(`Parsing error: non-numeric argument, or extraneous/unrecognized suffix -- ${a}\n`);
+      return null;
+    }
+    out.push(n);
+  }
+  return out;
+}
+
+function pattern(flags: Map<string, string | true>, def: number, log: (s: string) => void): number | null {
+  const p = flags.get("P");
+  if (p === undefined) return def;
+  const v = parsePattern(p as string);
+  if (v === null) log(`${p} is not a valid pattern byte\n`);
+  return v;
+}
+
+async function doWrite(t: IoTarget, flags: Map<string, string | true>, offset: number, len: number, log: (s: string) => void): Promise<void> {
+  try {
+    if (flags.has("z")) await guestWriteZeroes(t, offset, len, flags.has("u"));
+    else {
+      const pat = pattern(flags, 0xcd, log);
+      if (pat === null) return;
+      const data = new Uint8Array(len).fill(pat);
+      if (flags.has("c")) await guestWriteCompressed(t, data, offset);
+      else await guestWrite(t, data, offset);
+    }
+    if (!flags.has("q")) log(report("wrote", len, offset));
+  } catch (e) {
+    log(`write failed: ${errorText(e)}\n`);
+  }
+}
+
+async function doRead(t: IoTarget, flags: Map<string, string | true>, offset: number, len: number, log: (s: string) => void): Promise<void> {
+  const buf = new Uint8Array(len);
+  try {
+    await guestRead(t, buf, offset);
+  } catch (e) {
+    log(`read failed: ${errorText(e)}\n`);
+    return;
+  }
+  if (flags.has("P")) {
+    const pat = pattern(flags, 0, log);
+    if (pat === null) return;
+    const pOff = flags.has("s") ? (cvtnum(flags.get("s") as string) ?? 0) : 0;
+    const pLen = flags.has("l") ? (cvtnum(flags.get("l") as string) ?? len) : len - pOff;
+    for (let i = pOff; i < pOff + pLen; i++) {
+      if (buf[i] !== pat) {
+        log(`Pattern verification failed at offset ${offset + pOff}, ${pLen} bytes\n`);
+        break;
+      }
+    }
+  }
+  if (flags.has("v")) log(hexdump(buf, offset));
+  if (!flags.has("q")) log(report("read", len, offset));
+}
+
+function hexdump(buf: Uint8Array, offset: number): string {
+  let s = "";
+  for (let i = 0; i < buf.length; i += 16) {
+    const row = [...buf.subarray(i, i + 16)];
+    s += `${(offset + i).toString(16).padStart(8, "0")}:  ${row.map((b) => b.toString(16).padStart(2, "0")).join(" ")}  ${row
+      .map((b) => (b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : "."))
+      .join("")}\n`;
+  }
+  return s;
+}
+
+const COMMANDS: Record<string, CmdDef> = {
+  write: {
+    minArgs: 2, maxArgs: 2, opts: "bcCfnpP:quz", write: true,
+    async run(t, flags, args, log) {
+      const n = nums(args, log);
+      if (n) await doWrite(t, flags, n[0]!, n[1]!, log);
+    },
+  },
+  read: {
+    minArgs: 2, maxArgs: 2, opts: "bCl:pP:qs:v",
+    async run(t, flags, args, log) {
+      const n = nums(args, log);
+      if (n) await doRead(t, flags, n[0]!, n[1]!, log);
+    },
+  },
+  writev: {
+    minArgs: 2, maxArgs: -1, opts: "CfqP:", write: true,
+    async run(t, flags, args, log) {
+      const n = nums(args, log);
+      if (!n) return;
+      const total = n.slice(1).reduce((a, b) => a + b, 0);
+      await doWrite(t, flags, n[0]!, total, log);
+    },
+  },
+  readv: {
+    minArgs: 2, maxArgs: -1, opts: "CP:qv",
+    async run(t, flags, args, log) {
+      const n = nums(args, log);
+      if (n) await doRead(t, flags, n[0]!, n.slice(1).reduce((a, b) => a + b, 0), log);
+    },
+  },
+  aio_write: {
+    minArgs: 2, maxArgs: -1, opts: "CfiqP:uz", write: true,
+    async run(t, flags, args, log, layer) {
+      const n = nums(args, log);
+      if (!n) return;
+      const total = n.slice(1).reduce((a, b) => a + b, 0);
+      track(layer, doWrite(t, flags, n[0]!, total, log));
+    },
+  },
+  aio_read: {
+    minArgs: 2, maxArgs: -1, opts: "CP:iqv",
+    async run(t, flags, args, log, layer) {
+      const n = nums(args, log);
+      if (n) track(layer, doRead(t, flags, n[0]!, n.slice(1).reduce((a, b) => a + b, 0), log));
+    },
+  },
+  aio_flush: {
+    minArgs: 0, maxArgs: 0, opts: "",
+    async run(_t, _f, _a, _l, layer) {
+      const set = pendingAio.get(layer);
+      while (set && set.size) await Promise.all([...set]);
+    },
+  },
+  flush: {
+    minArgs: 0, maxArgs: 0, opts: "",
+    async run(t, _f, _a, log) {
+      try {
+        await guestFlush(t);
+      } catch (e) {
+        log(`flush failed: ${errorText(e)}\n`);
+      }
+    },
+  },
+  discard: {
+    minArgs: 2, maxArgs: 2, opts: "Cq", write: true,
+    async run(t, flags, args, log) {
+      const n = nums(args, log);
+      if (!n) return;
+      try {
+        await guestDiscard(t, n[0]!, n[1]!);
+        if (!flags.has("q")) log(report("discard", n[1]!, n[0]!));
+      } catch (e) {
+        log(`discard failed: ${errorText(e)}\n`);
+      }
+    },
+  },
+  alloc: {
+    minArgs: 1, maxArgs: 2, opts: "",
+    async run(t, _f, args, log) {
+      const n = nums(args, log);
+      if (!n) return;
+      const [offset, count = 512] = n;
+      const node = t.blk.node!;
+      let allocated = 0;
+      for (let pos = offset!; pos < offset! + count; ) {
+        const r = await node.isAllocatedAbove(null, pos, offset! + count - pos);
+        if (r.allocated) allocated += r.length;
+        pos += r.length;
+      }
+      log(`${allocated}/${count} bytes allocated at offset ${cvtstr(offset!)}\n`);
+    },
+  },
+  map: {
+    minArgs: 0, maxArgs: 0, opts: "",
+    async run(t, _f, _a, log) {
+      const node = t.blk.node!;
+      const size = node.size();
+      for (let pos = 0; pos < size; ) {
+        const r = await node.isAllocatedAbove(null, pos, size - pos);
+        log(`${cvtstr(r.length).padEnd(6)} (0x${r.length.toString(16)}) bytes ${r.allocated ? "    " : "not"} allocated at offset ${cvtstr(pos)} (0x${pos.toString(16)})\n`);
+        pos += r.length;
+      }
+    },
+  },
+  length: {
+    minArgs: 0, maxArgs: 0, opts: "",
+    async run(t, _f, _a, log) {
+      log(`${cvtstr(t.blk.node!.size())}\n`);
+    },
+  },
+};
+COMMANDS.w = COMMANDS.write!;
+COMMANDS.r = COMMANDS.read!;
+
+function track(layer: BlockLayer, p: Promise<void>): void {
+  let set = pendingAio.get(layer);
+  if (!set) pendingAio.set(layer, (set = new Set()));
+  const s = set;
+  const q = p.finally(() => s.delete(q));
+  s.add(q);
+}
+
+/**
+ * Runs one qemu-io command line on `target`; returns the text for the
+ * monitor (empty unless the command could not start), logs the rest.
+ */
+export async function qemuIoCommand(layer: BlockLayer, t: IoTarget, line: string, log: (s: string) => void): Promise<string> {
+  const words = line.trim().split(/\s+/).filter(Boolean);
+  if (!words.length) return "";
+  const [name, ...args] = words;
+  const cmd = COMMANDS[name!];
+  if (!cmd) {
+    log(`command "${name}" not found\n`);
+    return "";
+  }
+  const parsed = getopt(args, cmd.opts);
+  if (typeof parsed === "string") {
+    log(`${name}: ${parsed}\n`);
+    return "";
+  }
+  const n = parsed.rest.length;
+  if (n < cmd.minArgs || (cmd.maxArgs >= 0 && n > cmd.maxArgs)) {
+    log(
+      cmd.maxArgs === cmd.minArgs
+        ? `bad argument count ${n} to ${name}, expected ${cmd.minArgs} arguments\n`
+        : `bad argument count ${n} to ${name}, expected at least ${cmd.minArgs} arguments\n`,
+    );
+    return "";
+  }
+  if (cmd.write && t.blk.node) {
+    try {
+      ensurePerm(layer, t, WRITE_PERM);
+    } catch (e) {
+      if (isQmpError(e)) return `${e.desc}\n`;
+      throw e;
+    }
+  }
+  await cmd.run(t, parsed.flags, parsed.rest, log, layer);
+  return "";
+}
+
+/** Splits the HMP argument line `[-d] DEVICE "COMMAND"` (the command may be unquoted). */
+export function parseQemuIoHmpArgs(argLine: string): { qdev: boolean; device: string; command: string } | null {
+  let rest = argLine.trim();
+  let qdev = false;
+  if (/^-d(\s|$)/.test(rest)) {
+    qdev = true;
+    rest = rest.slice(2).trim();
+  }
+  const m = /^(\S+)\s*(.*)$/s.exec(rest);
+  if (!m) return null;
+  let command = m[2]!.trim();
+  const q = /^"((?:[^"\\]|\\.)*)"$/s.exec(command) ?? /^'([^']*)'$/s.exec(command);
+  if (q) command = q[1]!.replace(/\\(.)/g, "$1");
+  return { qdev, device: m[1]!, command };
+}
+
+/** HMP `qemu-io`: lookup, run, and QEMU's "Error: ..." for lookup failures. */
+export async function hmpQemuIo(layer: BlockLayer, argLine: string, log: (s: string) => void): Promise<string> {
+  const a = parseQemuIoHmpArgs(argLine);
+  if (!a) return "";
+  let t: IoTarget;
+  try {
+    t = openIoTarget(layer, a.device, { qdev: a.qdev });
+  } catch (e) {
+    if (isQmpError(e)) return `Error: ${e.desc}\n`;
+    throw e;
+  }
+  try {
+    return await qemuIoCommand(layer, t, a.command, log);
+  } finally {
+    await t.release();
+  }
+}

@@ -1,0 +1,140 @@
+/**
+ * Test helpers for the block layer: an in-process emulator with a QMP
+ * client, temp dirs, and a real QEMU 7.2 to run the same conversation
+ * against (differential tests), with the outputs normalised alike.
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import { createEmulator, type Emulator, type EmulatorOptions } from "../../src/index.ts";
+import { setQemuIoLog } from "../../src/commands/block.ts";
+
+export const which = (cmd: string) => spawnSync("which", [cmd]).status === 0;
+export const hasQemuImg = which("qemu-img") && which("qemu-io");
+export const hasQemuSystem = which("qemu-system-x86_64") && hasQemuImg;
+
+type Msg = Record<string, any>;
+
+export interface Session {
+  /** Runs a command; returns the whole reply ({return} or {error}). */
+  q(cmd: string, args?: Record<string, unknown>): Promise<Msg>;
+  /** HMP command line → the "return" string. */
+  hmp(line: string): Promise<string>;
+  close(): Promise<void>;
+}
+
+/** qemu-io reports collected from the emulator (QEMU prints them on stdout). */
+export const qemuIoOutput: string[] = [];
+setQemuIoLog((s) => void qemuIoOutput.push(s));
+
+export async function emulator(opts: EmulatorOptions = {}): Promise<Session & { emu: Emulator }> {
+  const emu = createEmulator(opts);
+  await emu.blockReady;
+  const c = emu.connect();
+  await c.next();
+  await c.execute("qmp_capabilities");
+  const q = async (cmd: string, args?: Record<string, unknown>) => {
+    const r = (await c.execute(cmd, args)) as Msg;
+    delete r.id;
+    return r;
+  };
+  return {
+    emu,
+    q,
+    hmp: async (line) => (await q("human-monitor-command", { "command-line": line })).return,
+    close: () => emu.close(),
+  };
+}
+
+/** Real QEMU: qemu-system-x86_64 -M none with the same -blockdev/-drive options. */
+export async function realQemu(extra: string[] = []): Promise<Session & { stdout: () => string }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "qmpemu-qemu-"));
+  const sock = path.join(dir, "qmp.sock");
+  const proc: ChildProcess = spawn(
+    "qemu-system-x86_64",
+    ["-M", "none", "-nodefaults", "-display", "none", "-qmp", `unix:${sock},server=on,wait=off`, ...extra],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let out = "";
+  let err = "";
+  proc.stdout!.on("data", (d) => (out += d));
+  proc.stderr!.on("data", (d) => (err += d));
+  for (let i = 0; i < 200 && !fs.existsSync(sock); i++) {
+    if (proc.exitCode !== null) throw new Error(`qemu exited: ${err}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  const s = net.connect(sock);
+  s.on("error", () => {});
+  let buf = "";
+  const inbox: Msg[] = [];
+  let wake: (() => void) | null = null;
+  s.on("data", (d) => {
+    buf += d;
+    let i;
+    while ((i = buf.indexOf("\n")) >= 0) {
+      const line = buf.slice(0, i).trim();
+      buf = buf.slice(i + 1);
+      if (line) inbox.push(JSON.parse(line));
+    }
+    wake?.();
+  });
+  const next = async (): Promise<Msg> => {
+    for (;;) {
+      const i = inbox.findIndex((m) => !("event" in m));
+      if (i >= 0) return inbox.splice(i, 1)[0]!;
+      await new Promise<void>((r) => (wake = r));
+    }
+  };
+  await next(); // greeting
+  const q = async (cmd: string, args?: Record<string, unknown>) => {
+    s.write(JSON.stringify(args ? { execute: cmd, arguments: args } : { execute: cmd }) + "\n");
+    return next();
+  };
+  await q("qmp_capabilities");
+  return {
+    q,
+    hmp: async (line) => (await q("human-monitor-command", { "command-line": line })).return,
+    stdout: () => out,
+    close: async () => {
+      s.write(JSON.stringify({ execute: "quit" }) + "\n");
+      await new Promise((r) => proc.once("exit", r));
+      s.destroy();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export function tmpDir(): { dir: string; file(n: string): string; cleanup(): void } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "qmpemu-block-"));
+  return { dir, file: (n) => path.join(dir, n), cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
+}
+
+export function sh(cmd: string, cwd?: string): string {
+  const r = spawnSync("sh", ["-c", cmd], { cwd, encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`${cmd}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** Masks what legitimately differs between runs: auto node names. */
+export function normalise(x: unknown): unknown {
+  return JSON.parse(JSON.stringify(x).replace(/#block\d+/g, "#block<N>"));
+}
+
+/** Turns -blockdev keyval strings into the dictionaries the CLI hands the emulator. */
+export function keyval(s: string): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const part of s.split(",")) {
+    const eq = part.indexOf("=");
+    const keys = part.slice(0, eq).split(".");
+    let cur = out;
+    for (const k of keys.slice(0, -1)) cur = (cur[k] ??= {}) as Record<string, unknown>;
+    cur[keys[keys.length - 1]!] = part.slice(eq + 1);
+  }
+  return out;
+}
+
+export function driveOpts(s: string): Record<string, string> {
+  return Object.fromEntries(s.split(",").map((p) => [p.slice(0, p.indexOf("=")), p.slice(p.indexOf("=") + 1)]));
+}

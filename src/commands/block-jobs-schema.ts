@@ -5,6 +5,7 @@
  */
 import * as v from "valibot";
 import { alternate, any, array, bool, enumOf, int, optional, str, struct, union } from "./qapi.ts";
+import { BlockDirtyBitmap, BlockDirtyBitmapAdd, BlockDirtyBitmapMerge, BlockdevSnapshot, BlockdevSnapshotSync } from "./block.ts";
 
 export const MirrorSyncMode = enumOf("MirrorSyncMode", ["top", "full", "none", "incremental", "bitmap"]);
 export const BitmapSyncMode = enumOf("BitmapSyncMode", ["on-success", "never", "always"]);
@@ -105,29 +106,8 @@ export const BlockdevCreateArgs = struct("q_obj_blockdev-create-arg", {
 
 // ---- transaction ---------------------------------------------------------
 
-export const BlockDirtyBitmap = struct("BlockDirtyBitmap", { node: str(), name: str() });
-export const BlockDirtyBitmapAdd = struct("BlockDirtyBitmapAdd", {
-  node: str(),
-  name: str(),
-  granularity: optional(int("uint32")),
-  persistent: optional(bool()),
-  disabled: optional(bool()),
-});
-export const BlockDirtyBitmapOrStr = alternate("BlockDirtyBitmapOrStr", [str(), BlockDirtyBitmap] as const);
-export const BlockDirtyBitmapMerge = struct("BlockDirtyBitmapMerge", {
-  node: str(),
-  target: str(),
-  bitmaps: array(BlockDirtyBitmapOrStr),
-});
-export const BlockdevSnapshotSync = struct("BlockdevSnapshotSync", {
-  device: optional(str()),
-  "node-name": optional(str()),
-  "snapshot-file": str(),
-  "snapshot-node-name": optional(str()),
-  format: optional(str()),
-  mode: optional(NewImageMode),
-});
-export const BlockdevSnapshot = struct("BlockdevSnapshot", { node: str(), overlay: str() });
+// Shared with the plain commands (one QAPI type each, as in QEMU's schema).
+export { BlockDirtyBitmap, BlockDirtyBitmapAdd, BlockDirtyBitmapMerge, BlockdevSnapshotSync, BlockdevSnapshot };
 export const BlockdevSnapshotInternal = struct("BlockdevSnapshotInternal", { device: str(), name: str() });
 export const Abort = struct("Abort", {});
 

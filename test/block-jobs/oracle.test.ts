@@ -1,0 +1,54 @@
+/**
+ * Replays recorded QEMU 7.2 conversations (the shared oracle, ../shared/oracle
+ * from the repo root, and our own test/oracle-extra) against the compiled
+ * binary and requires the scenarios listed here to match event for event.
+ * Skips when the binary, python3, qemu-img or the oracle is missing.
+ */
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { describe, expect, it } from "vitest";
+
+const ROOT = path.resolve(__dirname, "../..");
+const SHARED = path.resolve(ROOT, "../shared/oracle");
+const EXTRA = path.join(ROOT, "test/oracle-extra");
+const BIN = path.join(ROOT, "dist/qmpemu");
+const which = (c: string) => spawnSync("which", [c]).status === 0;
+const ready = fs.existsSync(path.join(SHARED, "oracle.py")) && fs.existsSync(BIN) && which("python3") && which("qemu-img");
+
+/** Shared scenarios (block jobs I) that pass; keep this list exact. */
+const SHARED_PASSING: string[] = [];
+/** Our extra recordings that pass. */
+const EXTRA_PASSING: string[] = [];
+
+function replay(scenarios: string, golden: string, names: string[]): Map<string, boolean> {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), "h6-oracle-"));
+  const results = new Map<string, boolean>();
+  if (!names.length) return results;
+  const oracle = path.join(SHARED, "oracle.py");
+  for (const name of names) {
+    const run = spawnSync("python3", [oracle, "run", "--server", `${BIN} {args}`, "--scenarios", scenarios, "--out", out, "--only", name], {
+      encoding: "utf8",
+      timeout: 60_000,
+    });
+    expect(run.status, run.stderr).toBe(0);
+  }
+  const diff = spawnSync("python3", [oracle, "diff", golden, out], { encoding: "utf8", timeout: 60_000 });
+  for (const name of names) results.set(name, new RegExp(`^PASS ${name}$`, "m").test(diff.stdout));
+  const failures = diff.stdout.split("\n").filter((l) => names.some((n) => l.startsWith(`FAIL ${n}:`)));
+  expect(failures.join("\n")).toBe("");
+  return results;
+}
+
+describe.skipIf(!ready)("oracle replay (block jobs I)", () => {
+  it("passes the shared QEMU 7.2 recordings listed", () => {
+    const r = replay(path.join(SHARED, "scenarios"), path.join(SHARED, "golden"), SHARED_PASSING);
+    for (const n of SHARED_PASSING) expect(r.get(n), n).toBe(true);
+  }, 300_000);
+
+  it("passes our extra QEMU 7.2 recordings listed", () => {
+    const r = replay(path.join(EXTRA, "scenarios"), path.join(EXTRA, "golden"), EXTRA_PASSING);
+    for (const n of EXTRA_PASSING) expect(r.get(n), n).toBe(true);
+  }, 300_000);
+});

@@ -66,8 +66,24 @@ export const fflateCodec: ClusterCodec = {
 export const DEFLATE_CODEC: ClusterCodec = zlibCodec;
 export const INFLATE_CODEC: ClusterCodec = zlibCodec;
 
+/**
+ * Cheap test for data that deflate cannot shrink (random, already
+ * compressed or encrypted): four 256-byte samples at the quarter points,
+ * deflated together at level 1. Compressing such a cluster fully costs
+ * ~20x more than compressing text and ends in an uncompressed write anyway.
+ * Any repetition inside the samples (zeros, text, structures) passes.
+ */
+export function looksIncompressible(cluster: Uint8Array): boolean {
+  if (cluster.length < 4096) return false;
+  const sample = new Uint8Array(1024);
+  const step = cluster.length / 4;
+  for (let i = 0; i < 4; i++) sample.set(cluster.subarray(i * step, i * step + 256), i * 256);
+  return zlib.deflateRawSync(sample, { level: 1 }).length >= 1000;
+}
+
 /** Compressed form of a full cluster, or null when it would not be smaller. */
 export function compressCluster(cluster: Uint8Array, codec: ClusterCodec = DEFLATE_CODEC): Uint8Array | null {
+  if (looksIncompressible(cluster)) return null;
   const out = codec.deflate(cluster);
   return out.length < cluster.length ? out : null;
 }

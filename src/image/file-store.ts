@@ -13,6 +13,8 @@ export interface FileStoreOptions {
   readOnly?: boolean;
   /** Create the file when it does not exist (read-write only). */
   create?: boolean;
+  /** Ignore flush requests (QEMU's cache.no-flush, as in cache=unsafe; qemu-img convert's default). */
+  noFlush?: boolean;
 }
 
 /** Largest single read/write handed to the OS (Linux caps at ~2 GiB). */
@@ -26,6 +28,7 @@ export class FileStore implements ByteStore {
     readonly path: string,
     private readonly fd: number,
     readonly readOnly: boolean,
+    private readonly noFlush: boolean,
   ) {}
 
   static open(path: string, opts: FileStoreOptions = {}): FileStore {
@@ -44,7 +47,7 @@ export class FileStore implements ByteStore {
       fs.closeSync(fd);
       throw ioError("EINVAL", "Is a directory");
     }
-    return new FileStore(path, fd, readOnly);
+    return new FileStore(path, fd, readOnly, opts.noFlush ?? false);
   }
 
   sizeSync(): number {
@@ -127,7 +130,7 @@ export class FileStore implements ByteStore {
   }
 
   async flush(): Promise<void> {
-    if (this.readOnly || this.closed) return;
+    if (this.readOnly || this.closed || this.noFlush) return;
     try {
       fs.fdatasyncSync(this.fd);
     } catch (e) {

@@ -1,6 +1,6 @@
 /**
  * Child process for the crash test: writes to a qcow2 image in a loop until
- * it is killed. argv: image path, seed, "writethrough" | "writeback".
+ * it is killed. argv: image path, seed, "writethrough" | "deferred" | "writeback".
  */
 import { openFileStore, openQcow2 } from "../../src/image/index.ts";
 
@@ -13,7 +13,7 @@ const rnd = () => {
   return (x >>> 0) / 0x100000000;
 };
 const img = await openQcow2(openFileStore(file!), {
-  metadataCache: mode === "writeback" ? "writeback" : "writethrough",
+  metadataCache: mode as "writethrough" | "deferred" | "writeback",
   l2CacheBytes: 2 * 4096,
   refcountCacheBytes: 2 * 4096,
 });

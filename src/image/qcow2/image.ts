@@ -8,9 +8,10 @@
  * refcount blocks -> refcount-table entries -> L2 tables -> L1 (-> header)
  * -> deferred refcount decrements. Data is written during the operation,
  * before any metadata that points at it. With `metadataCache: "writethrough"`
- * (the default) every operation ends with such a writeback (no fsync), so the
- * file is always consistent for other readers; "writeback" defers it to
- * flush()/close()/cache pressure, like QEMU's caches.
+ * every operation ends with such a writeback (no fsync); with "deferred"
+ * (the default) it happens once the event loop is idle after a burst, so
+ * the file is consistent for other readers whenever the image is quiet;
+ * "writeback" defers it to flush()/close()/cache pressure, like QEMU.
  */
 import type { ByteStore, DiskImage, DiskReader, Extent } from "../types.ts";
 import { ioError } from "../errors.ts";
@@ -39,7 +40,13 @@ export interface Qcow2OpenOptions {
   /** L2 cache limit in bytes (QEMU's default is 1 MiB). */
   l2CacheBytes?: number;
   refcountCacheBytes?: number;
-  metadataCache?: "writethrough" | "writeback";
+  /**
+   * When changed metadata reaches the file (always in the crash-safe order):
+   * "writethrough" at the end of every operation; "deferred" (default) once
+   * the event loop is idle after a burst of operations; "writeback" only on
+   * flush/close/cache pressure, like QEMU's metadata caches.
+   */
+  metadataCache?: "writethrough" | "deferred" | "writeback";
   /** Called when metadata is found inconsistent at runtime (QEMU: BLOCK_IMAGE_CORRUPTED). */
   onCorruption?: (info: CorruptionInfo) => void;
   /** Compress with a worker pool (see compress-pool.ts); inline when absent. */
@@ -86,7 +93,8 @@ export class Qcow2Image implements DiskImage {
   private readonly l2: TableCache;
   private readonly lock = new AsyncLock();
   private backing: DiskReader | null;
-  private readonly writethrough: boolean;
+  private readonly metadataMode: "writethrough" | "deferred" | "writeback";
+  private writebackScheduled = false;
   private inflated: { hi: number; lo: number; data: Uint8Array } | null = null;
   /** Next free byte for packing compressed clusters (QEMU's free_byte_offset). */
   private compressedTail = 0;
@@ -110,7 +118,7 @@ export class Qcow2Image implements DiskImage {
     const l2Bytes = opts.l2CacheBytes ?? DEFAULT_L2_CACHE;
     this.l2 = new TableCache(store, this.clusterSize, Math.max(4, Math.floor(l2Bytes / this.clusterSize)));
     this.backing = opts.backing ?? null;
-    this.writethrough = (opts.metadataCache ?? "writethrough") === "writethrough";
+    this.metadataMode = opts.metadataCache ?? "deferred";
   }
 
   static async open(store: ByteStore, opts: Qcow2OpenOptions = {}): Promise<Qcow2Image> {
@@ -428,7 +436,19 @@ export class Qcow2Image implements DiskImage {
   }
 
   private async afterOperation(): Promise<void> {
-    if (this.writethrough) await this.writeback(false);
+    if (this.metadataMode === "writethrough") await this.writeback(false);
+    else if (this.metadataMode === "deferred" && !this.writebackScheduled) {
+      // One writeback per burst: runs when the event loop gets to its next turn.
+      this.writebackScheduled = true;
+      setImmediate(() => {
+        this.writebackScheduled = false;
+        void this.lock
+          .run(async () => {
+            if (!this.closed) await this.writeback(false);
+          })
+          .catch(() => {});
+      });
+    }
   }
 
   private async relieveCaches(): Promise<void> {

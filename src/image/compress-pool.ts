@@ -1,0 +1,104 @@
+/**
+ * A small pool of worker threads that deflate qcow2 clusters, so compressed
+ * writes use more than one core and the main thread stays responsive.
+ *
+ * The worker is an eval'd CommonJS snippet using node:zlib (works on Node and
+ * Bun, and needs no extra file in the compiled binary). When workers cannot
+ * be started, compression runs inline.
+ */
+import { Worker } from "node:worker_threads";
+import * as os from "node:os";
+import { compressCluster } from "./codec.ts";
+
+const WORKER_SOURCE = `
+const { parentPort } = require("node:worker_threads");
+const zlib = require("node:zlib");
+// Same sampling test as looksIncompressible() in codec.ts.
+function looksIncompressible(c) {
+  if (c.length < 4096) return false;
+  const sample = new Uint8Array(1024);
+  const step = c.length / 4;
+  for (let i = 0; i < 4; i++) sample.set(c.subarray(i * step, i * step + 256), i * 256);
+  return zlib.deflateRawSync(sample, { level: 1 }).length >= 1000;
+}
+parentPort.on("message", (m) => {
+  const input = new Uint8Array(m.buf);
+  const out = [];
+  const transfer = [];
+  for (let off = 0; off < input.length; off += m.clusterSize) {
+    const cluster = input.subarray(off, off + m.clusterSize);
+    const c = looksIncompressible(cluster) ? cluster : zlib.deflateRawSync(cluster, { windowBits: 12, memLevel: 9, level: 6 });
+    if (c.length < m.clusterSize) {
+      const copy = new Uint8Array(c.length);
+      copy.set(c);
+      out.push(copy);
+      transfer.push(copy.buffer);
+    } else out.push(null);
+  }
+  parentPort.postMessage({ id: m.id, out }, transfer);
+});
+`;
+
+export interface CompressPool {
+  /** Compressed stream per cluster (null when it does not shrink), in order. */
+  compress(clusters: Uint8Array[]): Promise<Array<Uint8Array | null>>;
+  readonly threads: number;
+  close(): Promise<void>;
+}
+
+type Pending = { resolve: (out: Array<Uint8Array | null>) => void; reject: (e: unknown) => void };
+
+export function createCompressPool(threads = Math.min(2, Math.max(1, os.cpus().length))): CompressPool {
+  const workers: Worker[] = [];
+  const pending = new Map<number, Pending>();
+  let nextId = 1;
+  let rr = 0;
+  try {
+    for (let i = 0; i < threads; i++) {
+      const w = new Worker(WORKER_SOURCE, { eval: true });
+      w.unref();
+      w.on("message", (m: { id: number; out: Array<Uint8Array | null> }) => {
+        const p = pending.get(m.id);
+        pending.delete(m.id);
+        p?.resolve(m.out.map((o) => (o ? new Uint8Array(o.buffer, o.byteOffset, o.byteLength) : null)));
+      });
+      w.on("error", (e) => {
+        for (const p of pending.values()) p.reject(e);
+        pending.clear();
+      });
+      workers.push(w);
+    }
+  } catch {
+    for (const w of workers) void w.terminate();
+    workers.length = 0;
+  }
+
+  const runOn = (w: Worker, clusters: Uint8Array[]): Promise<Array<Uint8Array | null>> => {
+    const cs = clusters[0]!.length;
+    const buf = new Uint8Array(cs * clusters.length);
+    clusters.forEach((c, i) => buf.set(c, i * cs));
+    const id = nextId++;
+    return new Promise((resolve, reject) => {
+      pending.set(id, { resolve, reject });
+      w.postMessage({ id, buf: buf.buffer, clusterSize: cs }, [buf.buffer]);
+    });
+  };
+
+  return {
+    threads: workers.length,
+    async compress(clusters) {
+      if (clusters.length === 0) return [];
+      if (workers.length === 0) return clusters.map((c) => compressCluster(c));
+      // Split into one contiguous share per worker.
+      const share = Math.ceil(clusters.length / workers.length);
+      const parts: Promise<Array<Uint8Array | null>>[] = [];
+      for (let i = 0; i < clusters.length; i += share) {
+        parts.push(runOn(workers[rr++ % workers.length]!, clusters.slice(i, i + share)));
+      }
+      return (await Promise.all(parts)).flat();
+    },
+    async close() {
+      await Promise.all(workers.map((w) => w.terminate()));
+    },
+  };
+}

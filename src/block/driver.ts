@@ -58,8 +58,10 @@ export interface NodeDriver {
   /** The "file" string in BlockDeviceInfo when the node is a plain image. */
   filename(): string;
   imageInfo?(): DriverImageInfo;
-  /** Bytes of host storage (ImageInfo actual-size). */
-  actualSize?(): number;
+  /** Bytes of host storage (ImageInfo actual-size); undefined when unknown (blkdebug). */
+  actualSize?(): number | undefined;
+  /** The backing child is the one the image header names (so json: filenames leave it out). */
+  impliedBacking?(): boolean;
   /** Bytes per allocation unit (qcow2 cluster size), 0 if none. */
   readonly clusterSize?: number;
   /** Called after the node's backing child changed (commit, stream, snapshot). */

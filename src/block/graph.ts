@@ -127,7 +127,11 @@ export class Graph {
     node.closed = true;
     this.unregister(node);
     node.driver?.setPerm?.(0, PERM_ALL);
-    await node.driver?.close();
+    try {
+      await node.driver?.close();
+    } catch {
+      // A failing final flush (blkdebug, full disk) must not keep the node open.
+    }
     this.onNodeClosed?.(node);
     for (const c of [...node.children]) {
       this.unlink(c);

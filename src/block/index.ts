@@ -75,6 +75,8 @@ export interface OpenNodeOptions {
   inherited?: Partial<CommonOptions>;
   /** Allow drivers that blockdev-add refuses (mirror_top & co). */
   allowInternal?: boolean;
+  /** Do not open the backing file the image names (snapshot overlays). */
+  noBacking?: boolean;
 }
 
 const join = (prefix: string, name: string) => (prefix ? `${prefix}.${name}` : name);
@@ -187,6 +189,7 @@ export class BlockLayer {
     if (typeof ref === "string") return this.lookupNode(ref, ref);
     const origin = o.origin ?? "json";
     const opts = visitBlockdevOptions(o.path ?? "", ref as Record<string, unknown>, this.driverTable(!!o.allowInternal), origin, o.inherited);
+    if (o.noBacking) opts.noBacking = true;
     return this.openFromOptions(opts, o.path ?? "", origin);
   }
 

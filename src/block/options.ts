@@ -169,6 +169,8 @@ export interface NodeOptions {
   specific: Record<string, unknown>;
   /** The dictionary as given, for json: filenames. */
   raw: Record<string, unknown>;
+  /** Open without the default backing file (QEMU's BDRV_O_NO_BACKING, used by snapshots). */
+  noBacking?: boolean;
 }
 
 /**

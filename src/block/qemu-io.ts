@@ -24,7 +24,7 @@ export function cvtnum(s: string): number | null {
   return suf === "" || suf === "b" ? base : base * 2 ** (10 * (SUFFIX.indexOf(suf) + 1));
 }
 
-/** qemu-io's cvtstr: "4 MiB", "4.250000 MiB", "512 bytes". */
+/** qemu-io's cvtstr: "4 MiB", "1.938 MiB", "512 bytes". */
 export function cvtstr(value: number): string {
   const units = [" EiB", " PiB", " TiB", " GiB", " MiB", " KiB"];
   let suffix = " bytes";
@@ -36,8 +36,13 @@ export function cvtstr(value: number): string {
       break;
     }
   }
-  const s = value.toFixed(6);
-  return s.endsWith(".000000") ? s.slice(0, -7) + suffix : s + suffix;
+  // printf's %.3f: exact ties round to even (5.0625 → "5.062").
+  const scaled = value * 1000;
+  const floor = Math.floor(scaled);
+  const diff = scaled - floor;
+  const rounded = diff > 0.5 || (diff === 0.5 && floor % 2 === 1) ? floor + 1 : floor;
+  const s = (rounded / 1000).toFixed(3);
+  return s.endsWith(".000") ? s.slice(0, -4) + suffix : s + suffix;
 }
 
 function parsePattern(s: string): number | null {
@@ -258,9 +263,16 @@ const COMMANDS: Record<string, CmdDef> = {
       const node = t.blk.node!;
       const size = node.size();
       for (let pos = 0; pos < size; ) {
-        const r = await node.isAllocatedAbove(null, pos, size - pos);
-        log(`${cvtstr(r.length).padEnd(6)} (0x${r.length.toString(16)}) bytes ${r.allocated ? "    " : "not"} allocated at offset ${cvtstr(pos)} (0x${pos.toString(16)})\n`);
-        pos += r.length;
+        // Runs with the same answer are merged (map_is_allocated).
+        const first = await node.isAllocatedAbove(null, pos, size - pos);
+        let len = first.length;
+        while (pos + len < size) {
+          const r = await node.isAllocatedAbove(null, pos + len, size - pos - len);
+          if (r.allocated !== first.allocated) break;
+          len += r.length;
+        }
+        log(`${cvtstr(len)} (0x${len.toString(16)}) bytes ${first.allocated ? "   " : "not"} allocated at offset ${cvtstr(pos)} (0x${pos.toString(16)})\n`);
+        pos += len;
       }
     },
   },

@@ -26,6 +26,7 @@ export function imageInfo(node: BlockNode, flat: boolean): Json {
   };
   if (d["dirty-flag"] !== undefined) out["dirty-flag"] = d["dirty-flag"];
   const actual = node.driver.actualSize?.();
+  // (undefined: QEMU cannot tell, and leaves the member out)
   if (actual !== undefined) out["actual-size"] = actual;
   out["virtual-size"] = node.size();
   if (d["cluster-size"]) out["cluster-size"] = d["cluster-size"];

@@ -79,9 +79,8 @@ export async function prepareExternalSnapshot(layer: BlockLayer, a: SnapshotActi
     }
     const opts: Record<string, unknown> = { driver: format, file: { driver: "file", filename: a["snapshot-file"] } };
     if (snapName !== undefined) opts["node-name"] = snapName;
-    if (format === "qcow2") opts.backing = null;
     if (old.readOnly) opts["read-only"] = true;
-    overlay = await layer.openNode(opts);
+    overlay = await layer.openNode(opts, { noBacking: true });
     created = true;
   } else {
     overlay = layer.lookupNode(a.overlay, a.overlay);

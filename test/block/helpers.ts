@@ -90,7 +90,15 @@ export async function realQemu(extra: string[] = []): Promise<Session & { stdout
   await next(); // greeting
   const q = async (cmd: string, args?: Record<string, unknown>) => {
     s.write(JSON.stringify(args ? { execute: cmd, arguments: args } : { execute: cmd }) + "\n");
-    return next();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, rej) => {
+      timer = setTimeout(() => rej(new Error(`QEMU did not answer ${cmd} ${JSON.stringify(args)}; stderr: ${err}`)), 10_000);
+    });
+    try {
+      return await Promise.race([next(), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
   };
   await q("qmp_capabilities");
   return {
@@ -98,8 +106,11 @@ export async function realQemu(extra: string[] = []): Promise<Session & { stdout
     hmp: async (line) => (await q("human-monitor-command", { "command-line": line })).return,
     stdout: () => out,
     close: async () => {
+      const exited = proc.exitCode !== null ? Promise.resolve() : new Promise((r) => proc.once("exit", r));
       s.write(JSON.stringify({ execute: "quit" }) + "\n");
-      await new Promise((r) => proc.once("exit", r));
+      const t = setTimeout(() => proc.kill("SIGKILL"), 10_000);
+      await exited;
+      clearTimeout(t);
       s.destroy();
       fs.rmSync(dir, { recursive: true, force: true });
     },
@@ -137,4 +148,68 @@ export function keyval(s: string): Record<string, unknown> {
 
 export function driveOpts(s: string): Record<string, string> {
   return Object.fromEntries(s.split(",").map((p) => [p.slice(0, p.indexOf("=")), p.slice(p.indexOf("=") + 1)]));
+}
+
+export type Step = [string, Record<string, unknown>?];
+
+export interface Scenario {
+  /** Shell commands run in a fresh directory before each side starts. */
+  setup?: string[];
+  blockdev?: string[];
+  drive?: string[];
+  steps: Step[];
+  /** Shell commands run in the directory after the server quit; their output is compared too. */
+  post?: string[];
+}
+
+export interface SideResult {
+  replies: unknown[];
+  /** qemu-io reports without timing lines. */
+  qemuIo: string;
+  post: string[];
+}
+
+const subst = (x: unknown, dir: string): any => JSON.parse(JSON.stringify(x).replaceAll("{dir}", dir));
+
+function stripTiming(s: string): string {
+  return s
+    .split("\n")
+    .filter((l) => !/ ops; /.test(l) && !/^Formatting '/.test(l))
+    .join("\n");
+}
+
+async function runSide(kind: "emu" | "qemu", sc: Scenario): Promise<SideResult> {
+  const d = tmpDir();
+  try {
+    for (const c of sc.setup ?? []) sh(c, d.dir);
+    const blockdev = subst(sc.blockdev ?? [], d.dir) as string[];
+    const drive = subst(sc.drive ?? [], d.dir) as string[];
+    const replies: unknown[] = [];
+    let qemuIo = "";
+    if (kind === "emu") {
+      qemuIoOutput.length = 0;
+      const s = await emulator({ blockdevs: blockdev.map(keyval), drives: drive.map(driveOpts) });
+      for (const [cmd, a] of subst(sc.steps, d.dir) as Step[]) replies.push(cmd.startsWith("hmp ") ? await s.hmp(cmd.slice(4)) : await s.q(cmd, a));
+      await s.close();
+      qemuIo = qemuIoOutput.join("");
+    } else {
+      const s = await realQemu([...blockdev.flatMap((b) => ["-blockdev", b]), ...drive.flatMap((x) => ["-drive", x])]);
+      for (const [cmd, a] of subst(sc.steps, d.dir) as Step[]) replies.push(cmd.startsWith("hmp ") ? await s.hmp(cmd.slice(4)) : await s.q(cmd, a));
+      await s.close();
+      qemuIo = s.stdout();
+    }
+    const post = (sc.post ?? []).map((c) => {
+      const r = spawnSync("sh", ["-c", c], { cwd: d.dir, encoding: "utf8" });
+      return `rc=${r.status}\n${r.stdout}`;
+    });
+    const mask = (x: unknown) => JSON.parse(JSON.stringify(normalise(x)).replaceAll(d.dir, "{dir}"));
+    return { replies: mask(replies), qemuIo: stripTiming(qemuIo).replaceAll(d.dir, "{dir}"), post: mask(post) };
+  } finally {
+    d.cleanup();
+  }
+}
+
+/** Runs a scenario on qmpemu and on QEMU 7.2, each in its own fresh directory. */
+export async function differential(sc: Scenario): Promise<{ ours: SideResult; theirs: SideResult }> {
+  return { ours: await runSide("emu", sc), theirs: await runSide("qemu", sc) };
 }

@@ -6,6 +6,7 @@
  * until a `once` rule has fired.
  */
 import { ioError, type Errno } from "../../image/errors.ts";
+import { jsonFilename } from "./raw.ts";
 import type { DebugEvent, DriverDef, IoType, NodeDriver } from "../driver.ts";
 
 export const BLKDEBUG_EVENTS = [
@@ -47,7 +48,6 @@ export const blkdebugDriver: DriverDef = {
   name: "blkdebug",
   kind: "filter",
   strongOptions: ["config", "inject-error", "set-state", "align", "max-transfer"],
-  primaryChild: { key: "image", role: "image" },
   fields: {
     image: { type: "ref", required: true },
     config: { type: "str" },
@@ -101,6 +101,7 @@ export const blkdebugDriver: DriverDef = {
       state: r.state as number | undefined,
       newState: r.new_state as number,
     }));
+    const hasStrongOptions = (blkdebugDriver.strongOptions ?? []).some((k) => k !== "config" && ctx.options[k] !== undefined);
     let state = 1;
     let active: InjectRule[] = [];
     const child = () => edge.node;
@@ -114,9 +115,8 @@ export const blkdebugDriver: DriverDef = {
       flush: () => child().flush(),
       resize: (n) => child().resize(n),
       close: async () => {},
-      filename: () => child().driver.filename(),
-      imageInfo: () => child().driver.imageInfo?.() ?? {},
-      actualSize: () => child().driver.actualSize?.() ?? 0,
+      filename: () => (hasStrongOptions ? jsonFilename(ctx.node) : `blkdebug:${(ctx.options.config as string | undefined) ?? ""}:${child().driver.filename()}`),
+      imageInfo: () => ({ format: "blkdebug", "dirty-flag": child().driver.imageInfo?.()["dirty-flag"] }),
       get clusterSize() {
         return child().clusterSize;
       },

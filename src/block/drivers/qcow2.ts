@@ -83,7 +83,7 @@ export const qcow2Driver: DriverDef = {
     try {
       if ("backing" in ctx.options) {
         await ctx.openChild("backing", "backing");
-      } else if (img.backingFile) {
+      } else if (img.backingFile && !node.options.noBacking) {
         const full = resolveBackingPath(fileEdge.node.driver.filename(), img.backingFile);
         try {
           await ctx.openChildByFilename(full, img.backingFormat ?? undefined, "backing", true);
@@ -139,7 +139,10 @@ export const qcow2Driver: DriverDef = {
       flush: () => img.flush(),
       resize: (size) => img.resize(size),
       close: () => img.close(),
-      filename: () => (plainFilename() ? fileEdge.node.driver.filename() : jsonFilename(node)),
+      filename: () => {
+        const f = fileEdge.node.driver.filename();
+        return plainFilename() && !f.startsWith("json:") ? f : jsonFilename(node);
+      },
       imageInfo(): DriverImageInfo {
         const data: Record<string, unknown> =
           img.version === 2
@@ -162,7 +165,8 @@ export const qcow2Driver: DriverDef = {
         if (img.backingFormat) info["backing-filename-format"] = img.backingFormat;
         return info;
       },
-      actualSize: () => fileEdge.node.driver.actualSize?.() ?? 0,
+      actualSize: () => fileEdge.node.driver.actualSize?.(),
+      impliedBacking: () => plainFilename(),
       backingChanged() {
         img.setBacking(backingReader(node));
       },

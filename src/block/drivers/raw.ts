@@ -69,9 +69,12 @@ export const rawDriver: DriverDef = {
         await edge.node.resize(newSize);
       },
       close: async () => {},
-      filename: () => (hasSize || offset ? jsonFilename(ctx.node) : edge.node.driver.filename()),
+      filename: () => {
+        const f = edge.node.driver.filename();
+        return hasSize || offset || f.startsWith("json:") ? jsonFilename(ctx.node) : f;
+      },
       imageInfo: () => ({ format: "raw", ...pick(edge.node.driver.imageInfo?.() ?? {}) }),
-      actualSize: () => edge.node.driver.actualSize?.() ?? 0,
+      actualSize: () => edge.node.driver.actualSize?.(),
     };
   },
 };
@@ -90,9 +93,19 @@ export function jsonFilename(node: BlockNode): string {
 function fullOptions(node: BlockNode): Record<string, unknown> {
   const out: Record<string, unknown> = { driver: node.driverName };
   for (const k of node.def.strongOptions ?? []) {
-    if (node.options.specific[k] !== undefined) out[k] = node.options.specific[k];
+    const v = node.options.specific[k];
+    if (v === undefined) continue;
+    // QEMU keeps options as a flattened QDict: lists of structs become "key.N.member".
+    if (Array.isArray(v)) {
+      v.forEach((item, i) => {
+        for (const [m, x] of Object.entries(item as Record<string, unknown>)) out[`${k}.${i}.${m}`] = x;
+      });
+    } else out[k] = v;
   }
-  for (const c of node.children) out[c.name] = fullOptions(c.node);
+  for (const c of node.children) {
+    if (c.name === "backing" && node.driver?.impliedBacking?.()) continue;
+    out[c.name] = fullOptions(c.node);
+  }
   if ("backing" in node.options.specific && node.options.specific.backing === null) out.backing = null;
   return out;
 }

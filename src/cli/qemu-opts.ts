@@ -1,0 +1,93 @@
+/**
+ * QEMU's two option-string syntaxes.
+ *
+ * QemuOpts (-chardev, -mon, -drive, -name, -machine...): `key=value,...`,
+ * where `,,` stands for a literal comma, a bare first item is the "implied"
+ * key's value, a bare `flag` means `flag=on` and `noflag` means `flag=off`
+ * (both deprecated short forms), and `help` / `?` asks for help.
+ *
+ * The order of pairs is kept: QEMU lets a later duplicate win.
+ */
+import { CliError } from "./errors.ts";
+
+export interface QemuOpts {
+  /** Pairs in command-line order; duplicates are kept (the last one wins on lookup). */
+  pairs: [string, string][];
+  /** `help` or `?` appeared as an item. */
+  help: boolean;
+}
+
+/** Splits at single commas; `,,` is an escaped comma. */
+export function splitOptItems(text: string): string[] {
+  const items: string[] = [];
+  let cur = "";
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (ch === ",") {
+      if (text[i + 1] === ",") {
+        cur += ",";
+        i++;
+        continue;
+      }
+      items.push(cur);
+      cur = "";
+      continue;
+    }
+    cur += ch;
+  }
+  items.push(cur);
+  return items;
+}
+
+/** Splits one item at its first `=` (QEMU reads the key up to `=` or `,`). */
+function splitPair(item: string): [string, string | undefined] {
+  const eq = item.indexOf("=");
+  return eq < 0 ? [item, undefined] : [item.slice(0, eq), item.slice(eq + 1)];
+}
+
+export function parseQemuOpts(text: string, impliedKey?: string): QemuOpts {
+  const pairs: [string, string][] = [];
+  let help = false;
+  const items = splitOptItems(text);
+  // A trailing comma leaves an empty last item, which QEMU ignores.
+  if (items.length > 1 && items[items.length - 1] === "") items.pop();
+  items.forEach((item, i) => {
+    const [key, value] = splitPair(item);
+    if (value !== undefined) {
+      pairs.push([key, value]);
+    } else if (key === "help" || key === "?") {
+      help = true;
+    } else if (i === 0 && impliedKey) {
+      pairs.push([impliedKey, key]);
+    } else if (key.startsWith("no") && key.length > 2) {
+      pairs.push([key.slice(2), "off"]);
+    } else {
+      pairs.push([key, "on"]);
+    }
+  });
+  return { pairs, help };
+}
+
+/** Last value of `key` (QEMU's qemu_opt_get: later duplicates win). */
+export function optGet(opts: QemuOpts, key: string): string | undefined {
+  for (let i = opts.pairs.length - 1; i >= 0; i--) if (opts.pairs[i][0] === key) return opts.pairs[i][1];
+  return undefined;
+}
+
+/** QEMU's boolean spellings for QemuOpts (qapi_bool_parse). */
+export function parseOnOff(name: string, value: string): boolean {
+  if (value === "on" || value === "yes" || value === "true" || value === "y") return true;
+  if (value === "off" || value === "no" || value === "false" || value === "n") return false;
+  throw new CliError(`Parameter '${name}' expects 'on' or 'off'`);
+}
+
+/** Rejects keys outside `allowed` the way QemuOpts does for a described option group. */
+export function checkKeys(opts: QemuOpts, allowed: readonly string[]): void {
+  for (const [key] of opts.pairs) if (!allowed.includes(key)) throw new CliError(`Invalid parameter '${key}'`);
+}
+
+/** Optional on/off parameter with a default. */
+export function optBool(opts: QemuOpts, key: string, dflt: boolean): boolean {
+  const v = optGet(opts, key);
+  return v === undefined ? dflt : parseOnOff(key, v);
+}

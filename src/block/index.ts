@@ -336,16 +336,21 @@ export class BlockLayer {
     if (!mode) throw genericError(`invalid cache option`);
     blk.writeback = mode.writeback;
     this.backends.push(blk);
-    if (file === undefined) return blk; // empty drive: no medium
+    if (file === undefined && format === undefined) return blk; // empty drive: no medium
     try {
       const keyval: Record<string, unknown> = { ...o };
-      keyval.driver = format ?? probeFormat(file);
+      keyval.driver = format ?? probeFormat(file!);
       if (readonly !== undefined) keyval["read-only"] = readonly;
       keyval["cache.direct"] = mode.direct;
       keyval["cache.no-flush"] = mode.noFlush;
-      const protocolKeys = Object.keys(o).filter((k) => k.startsWith("file."));
-      if (!protocolKeys.includes("file.driver")) keyval["file.driver"] = "file";
-      keyval["file.filename"] = file;
+      if (file !== undefined) {
+        if (this.drivers.get(keyval.driver as string)?.kind === "protocol") {
+          keyval.filename = file;
+        } else {
+          if (!Object.keys(o).includes("file.driver")) keyval["file.driver"] = "file";
+          keyval["file.filename"] = file;
+        }
+      }
       const tree = nestKeyval(keyval);
       const node = await this.openNode(tree, { origin: "keyval" });
       blk.readOnly = node.readOnly;
@@ -442,6 +447,8 @@ export class BlockLayer {
     };
     walk(node);
     const old = chain.map((n) => n.readOnly);
+    // Cached metadata must reach the file while it is still writable.
+    if (readOnly) for (const n of chain) if (!n.readOnly) await n.flush();
     chain.forEach((n) => (n.readOnly = readOnly));
     try {
       this.graph.refreshPerms();

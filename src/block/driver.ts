@@ -24,6 +24,8 @@ export interface OpenContext {
    * under `role`. `null` option value or absent optional child: returns null.
    */
   openChild(key: string, role: ChildRole): Promise<BdrvChild | null>;
+  /** Emits a QMP event (BLOCK_IMAGE_CORRUPTED from format drivers). */
+  emit(event: string, data: Record<string, unknown>): void;
   /** Opens a child from a file name (qcow2 default backing). */
   openChildByFilename(filename: string, format: string | undefined, role: ChildRole, readOnly: boolean): Promise<BdrvChild>;
 }

@@ -14,7 +14,8 @@ import { Perm, PERM_ALL } from "./perms.ts";
 /** A backend to do I/O on: an existing named one, or a temporary one over a node. */
 export interface IoTarget {
   readonly blk: BlockBackend;
-  readonly edge: BdrvChild;
+  /** The backend's root edge; null for a drive without medium. */
+  readonly edge: BdrvChild | null;
   /** Drop a temporary backend (no-op for named ones). */
   release(): Promise<void>;
 }
@@ -30,10 +31,7 @@ export function openIoTarget(layer: BlockLayer, name: string, opts: { qdev?: boo
     return { blk, edge: blk.root, release: async () => {} };
   }
   const named = layer.findBackend(name);
-  if (named) {
-    if (!named.root) throw ioTargetError(`Device '${name}' has no medium`);
-    return { blk: named, edge: named.root, release: async () => {} };
-  }
+  if (named) return { blk: named, edge: named.root, release: async () => {} };
   const node = layer.lookupNode(undefined, name);
   const blk = new BlockBackend("");
   const edge = layer.attachUser(blk, node, "root", 0, PERM_ALL);
@@ -53,7 +51,8 @@ const ioTargetError = genericError;
 
 /** command()'s permission extension in qemu-io-cmds.c. Throws the conflict text. */
 export function ensurePerm(layer: BlockLayer, t: IoTarget, perm: number): void {
-  if (perm & ~t.edge.wantPerm) layer.setUserPerms(t.edge, t.edge.wantPerm | perm, t.edge.wantShared);
+  const e = t.edge;
+  if (e && perm & ~e.wantPerm) layer.setUserPerms(e, e.wantPerm | perm, e.wantShared);
 }
 
 function node(t: IoTarget): BlockNode {

@@ -212,6 +212,9 @@ export class BlockLayer {
     try {
       if (def.primaryChild) primary = await openRef(def.primaryChild.key, opts.specific[def.primaryChild.key]);
       this.assignName(node, opts.common.nodeName);
+      if (opts.common.detectZeroes === "unmap" && opts.common.discard !== "unmap") {
+        throw genericError("setting detect-zeroes to unmap is not allowed without setting discard operation to unmap");
+      }
       this.graph.register(node);
       registered = true;
       if (primary && def.primaryChild) {
@@ -223,6 +226,7 @@ export class BlockLayer {
         node,
         options: opts.specific,
         primary,
+        emit: (event, data) => this.deps.events.emit(event, data),
         openChild: async (key: string, role: ChildRole) => {
           if (primaryEdge && def.primaryChild?.key === key) return primaryEdge;
           const ref = opts.specific[key];

@@ -247,7 +247,8 @@ const COMMANDS: Record<string, CmdDef> = {
       const n = nums(args, log);
       if (!n) return;
       const [offset, count = 512] = n;
-      const node = t.blk.node!;
+      const node = t.blk.node;
+      if (!node) return log("alloc failed: No medium found\n");
       let allocated = 0;
       for (let pos = offset!; pos < offset! + count; ) {
         const r = await node.isAllocatedAbove(null, pos, offset! + count - pos);
@@ -260,7 +261,8 @@ const COMMANDS: Record<string, CmdDef> = {
   map: {
     minArgs: 0, maxArgs: 0, opts: "",
     async run(t, _f, _a, log) {
-      const node = t.blk.node!;
+      const node = t.blk.node;
+      if (!node) return log("map failed: No medium found\n");
       const size = node.size();
       for (let pos = 0; pos < size; ) {
         // Runs with the same answer are merged (map_is_allocated).
@@ -279,7 +281,8 @@ const COMMANDS: Record<string, CmdDef> = {
   length: {
     minArgs: 0, maxArgs: 0, opts: "",
     async run(t, _f, _a, log) {
-      log(`${cvtstr(t.blk.node!.size())}\n`);
+      if (!t.blk.node) return log("getlength: No medium found\n");
+      log(`${cvtstr(t.blk.node.size())}\n`);
     },
   },
 };
@@ -321,7 +324,7 @@ export async function qemuIoCommand(layer: BlockLayer, t: IoTarget, line: string
     );
     return "";
   }
-  if (cmd.write && t.blk.node) {
+  if (cmd.write) {
     try {
       ensurePerm(layer, t, WRITE_PERM);
     } catch (e) {

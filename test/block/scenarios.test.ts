@@ -154,4 +154,25 @@ describe.skipIf(!hasQemuSystem)("scenarios against QEMU 7.2", () => {
       post: ["qemu-img info --output=json src.qcow2 | grep virtual-size", "ls -l r.raw | awk '{print $5}'"],
     });
   });
+
+  it("empty drives, detect-zeroes and discard options", async () => {
+    await check({
+      setup: [...SRC, "qemu-img create -q -f raw z.raw 1M"],
+      drive: ["if=none,id=d1", "if=none,id=d2,file={dir}/src.qcow2,format=qcow2,discard=unmap,detect-zeroes=unmap"],
+      steps: [
+        ['hmp qemu-io d1 "write 0 4k"'],
+        ['hmp qemu-io d1 "read 0 4k"'],
+        ["blockdev-add", { driver: "null-co", "node-name": "z", "detect-zeroes": "unmap" }],
+        ["blockdev-add", { driver: "null-co", "node-name": "z", "detect-zeroes": "unmap", discard: "unmap" }],
+        ["blockdev-snapshot-sync", { device: "d1", "snapshot-file": "{dir}/xx.qcow2" }],
+        ["block-dirty-bitmap-add", { node: "d1", name: "x" }],
+        ['hmp qemu-io d2 "write -P 0 0 64k"'],
+        ['hmp qemu-io d2 "discard 8M 64k"'],
+        ['hmp qemu-io d2 "map"'],
+        ["query-block"],
+      ],
+      post: ["qemu-img map --output=json src.qcow2 | sed 's/, \"offset\": [0-9]*//'", "qemu-img check src.qcow2 >/dev/null; echo $?"],
+      // node:fs cannot punch holes, so discarded clusters keep their host blocks.
+    }, { maskActualSize: true });
+  });
 });

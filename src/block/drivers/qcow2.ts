@@ -5,9 +5,17 @@
  */
 import { genericError, isQmpError } from "../../core/error.ts";
 import type { ByteStore, DiskReader } from "../../image/types.ts";
-import { openQcow2, type Qcow2Image } from "../../image/qcow2/image.ts";
+import { openQcow2, type CorruptionInfo, type Qcow2Image } from "../../image/qcow2/image.ts";
 import type { DriverDef, DriverImageInfo, NodeDriver } from "../driver.ts";
 import type { BdrvChild, BlockNode } from "../node.ts";
+
+/** bdrv_get_device_name: the backend's name, or "" for nodes without one. */
+function deviceName(node: BlockNode): string {
+  for (const p of node.parents) {
+    if (!("nodeName" in p.parent) && p.parent.kind === "block-backend") return p.parent.graphName;
+  }
+  return "";
+}
 import { jsonFilename } from "./raw.ts";
 import { resolveBackingPath } from "../paths.ts";
 
@@ -78,7 +86,15 @@ export const qcow2Driver: DriverDef = {
     const fileEdge = (await ctx.openChild("file", "file"))!;
     const store = childStore(fileEdge);
     const l2CacheBytes = ctx.options["l2-cache-size"] as number | undefined;
-    const openImage = (readOnly: boolean) => openQcow2(store, { readOnly, backing: backingReader(node), l2CacheBytes });
+    // qcow2_signal_corruption: QEMU reports metadata damage as BLOCK_IMAGE_CORRUPTED.
+    const onCorruption = (c: CorruptionInfo) => {
+      const data: Record<string, unknown> = { device: deviceName(node), "node-name": node.nodeName, msg: c.msg };
+      if (c.offset !== undefined) data.offset = c.offset;
+      if (c.size !== undefined) data.size = c.size;
+      data.fatal = c.fatal;
+      ctx.emit("BLOCK_IMAGE_CORRUPTED", data);
+    };
+    const openImage = (readOnly: boolean) => openQcow2(store, { readOnly, backing: backingReader(node), l2CacheBytes, onCorruption });
     let img: Qcow2Image = await openImage(node.readOnly);
     try {
       if ("backing" in ctx.options) {

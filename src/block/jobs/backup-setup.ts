@@ -96,7 +96,7 @@ export async function setupBackup(layer: BlockLayer, source: BlockNode, target: 
     releaseBitmap(success) {
       if (bitmapReleased || !bitmap) return;
       bitmapReleased = true;
-      releaseSyncBitmap(bitmap, sync.mode ?? "on-success", success, sync.sync === "bitmap" ? copy.bitmap : null);
+      releaseSyncBitmap(bitmap, sync.mode ?? "on-success", success, copy.bitmap);
     },
     async removeFilter() {
       if (filterRemoved) return;

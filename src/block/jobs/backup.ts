@@ -1,0 +1,99 @@
+/**
+ * blockdev-backup and drive-backup as transaction actions: prepare checks
+ * and sets up (bitmap, filter, op blockers) and creates the job; commit
+ * starts it; abort drops a job that never ran (created → aborting →
+ * concluded → null, no BLOCK_JOB_* events) or undoes the setup.
+ */
+import type { BlockLayer, BlockNode } from "../index.ts";
+import type { BackupArgs, BlockdevBackupArgs, DriveBackupArgs } from "../../commands/block-jobs-schema.ts";
+import { setupBackup, type BackupSetup } from "./backup-setup.ts";
+import { runBackup } from "./backup-run.ts";
+import { openDriveBackupTarget } from "./drive-backup-target.ts";
+import { attachJobNodes, type BlockJobPort, type CreatedJob } from "./common.ts";
+import type { TxnAction, TxnState } from "./transaction.ts";
+
+export interface BackupContext {
+  readonly layer: BlockLayer;
+  readonly jobs: BlockJobPort;
+}
+
+/** Creates the job for a finished setup; undoes the setup when the job layer refuses. */
+async function createBackupJob(ctx: BackupContext, setup: BackupSetup, args: BackupArgs, txn: TxnState): Promise<CreatedJob> {
+  const nodes = attachJobNodes(ctx.layer, args["job-id"] ?? setup.defaultJobId, "backup", [
+    { node: setup.filter, role: "main node" },
+    { node: setup.target, role: "target" },
+  ]);
+  try {
+    return ctx.jobs.create({
+      id: args["job-id"] ?? setup.defaultJobId,
+      type: "backup",
+      speed: args.speed ?? 0,
+      autoFinalize: args["auto-finalize"] ?? true,
+      autoDismiss: args["auto-dismiss"] ?? true,
+      group: txn.mode === "grouped" ? txn.shared : undefined,
+      run: (rt) =>
+        runBackup(rt, setup.copy, { sync: setup.sync.sync, onSourceError: setup.onSourceError, onTargetError: setup.onTargetError }),
+      initialTotal: setup.sync.sync === "none" ? setup.source.size() : setup.copy.remainingBytes(),
+      commit: () => setup.releaseBitmap(true),
+      abort: () => setup.releaseBitmap(false),
+      clean: async () => {
+        await nodes.release();
+        await setup.removeFilter();
+      },
+    });
+  } catch (e) {
+    await nodes.release();
+    setup.releaseBitmap(false);
+    await setup.removeFilter();
+    throw e;
+  }
+}
+
+function backupAction(ctx: BackupContext, txn: TxnState, resolve: () => Promise<{ source: BlockNode; target: BlockNode; args: BackupArgs }>): TxnAction {
+  let job: CreatedJob | null = null;
+  return {
+    async prepare() {
+      const { source, target, args } = await resolve();
+      const setup = await setupBackup(ctx.layer, source, target, args);
+      job = await createBackupJob(ctx, setup, args, txn);
+    },
+    commit() {
+      job?.start();
+    },
+    async abort() {
+      await job?.dropUnstarted();
+      job = null;
+    },
+  };
+}
+
+export function blockdevBackupAction(args: BlockdevBackupArgs, ctx: BackupContext, txn: TxnState): TxnAction {
+  return backupAction(ctx, txn, async () => ({
+    source: ctx.layer.lookupDeviceOrNode(args.device),
+    target: ctx.layer.lookupDeviceOrNode(args.target),
+    args,
+  }));
+}
+
+export function driveBackupAction(args: DriveBackupArgs, ctx: BackupContext, txn: TxnState): TxnAction {
+  let created: BlockNode | null = null;
+  const action = backupAction(ctx, txn, async () => {
+    const source = ctx.layer.lookupDeviceOrNode(args.device);
+    ctx.layer.checkOp(source, "backup-source");
+    const t = await openDriveBackupTarget(ctx.layer, { source, target: args.target, sync: args.sync, format: args.format, mode: args.mode });
+    created = t.node;
+    return { source, target: t.node, args: { ...args, sync: t.sync } };
+  });
+  return {
+    ...action,
+    async prepare() {
+      try {
+        await action.prepare();
+      } catch (e) {
+        // The new target has no user unless a job took it.
+        if (created) await ctx.layer.graph.closeIfOrphan(created);
+        throw e;
+      }
+    },
+  };
+}

@@ -1,0 +1,113 @@
+/**
+ * Pieces every block job shares (backup here; mirror, stream and commit
+ * may import them too):
+ * - `attachJobNodes`: the job as a parent of the nodes it holds
+ *   (block_job_add_bdrv: an edge per node plus an op blocker "block device
+ *   is in use by block job: <type>"),
+ * - `jobsAbove`: which jobs a drained section of a node pauses (QEMU pauses
+ *   every job that is a parent, directly or through parent nodes),
+ * - `BlockJobPort`: what block-job code needs from the job layer, so job
+ *   bodies stay independent of its API (the adapter is ./job-port.ts).
+ */
+import type { BdrvChild, BlockLayer, BlockNode, ExternalParent } from "../index.ts";
+import { PERM_ALL } from "../perms.ts";
+import type { BackupRuntime } from "./backup-run.ts";
+
+/** The job side of a job → node edge. */
+export class BlockJobParent implements ExternalParent {
+  readonly kind = "block-job" as const;
+  constructor(
+    readonly jobId: string,
+    readonly jobType: string,
+  ) {}
+  get graphName(): string {
+    return this.jobId;
+  }
+  describe(): string {
+    return `${this.jobType} job '${this.jobId}'`;
+  }
+}
+
+export interface HeldNodes {
+  readonly parent: BlockJobParent;
+  /** Drops edges and blockers; idempotent. */
+  release(): Promise<void>;
+}
+
+/** Holds `nodes` for a job: an edge (no permissions needed, all shared) and the op blocker on each. */
+export function attachJobNodes(
+  layer: BlockLayer,
+  jobId: string,
+  jobType: string,
+  nodes: readonly { node: BlockNode; role: string; perm?: number; shared?: number }[],
+): HeldNodes {
+  const parent = new BlockJobParent(jobId, jobType);
+  const edges: BdrvChild[] = [];
+  let unblock: () => void = () => {};
+  try {
+    for (const n of nodes) edges.push(layer.attachUser(parent, n.node, n.role, n.perm ?? 0, n.shared ?? PERM_ALL));
+    unblock = layer.blockForJob(nodes.map((n) => n.node), jobType);
+  } catch (e) {
+    for (const edge of edges) void layer.detachUser(edge);
+    throw e;
+  }
+  let released = false;
+  return {
+    parent,
+    async release() {
+      if (released) return;
+      released = true;
+      unblock();
+      for (const edge of edges.reverse()) await layer.detachUser(edge);
+    },
+  };
+}
+
+/** Ids of the jobs a drained section on `node` reaches (upwards through parent nodes). */
+export function jobsAbove(node: BlockNode): string[] {
+  const ids: string[] = [];
+  const seen = new Set<BlockNode>();
+  const visit = (n: BlockNode) => {
+    if (seen.has(n)) return;
+    seen.add(n);
+    for (const e of n.parents) {
+      if (e.parent instanceof BlockJobParent) {
+        if (!ids.includes(e.parent.jobId)) ids.push(e.parent.jobId);
+      } else if (e.parentNode) visit(e.parentNode);
+    }
+  };
+  visit(node);
+  return ids;
+}
+
+export type JobRuntime = BackupRuntime;
+
+export interface BlockJobSpec {
+  id: string;
+  type: "backup" | "mirror" | "stream" | "commit";
+  speed: number;
+  autoFinalize: boolean;
+  autoDismiss: boolean;
+  /** Per-transaction storage when the job joins a grouped transaction. */
+  group?: Map<string, unknown>;
+  /** Progress total when the job starts. */
+  initialTotal: number;
+  run(rt: JobRuntime): Promise<void>;
+  prepare?(): void | Promise<void>;
+  commit?(): void | Promise<void>;
+  abort?(): void | Promise<void>;
+  clean?(): void | Promise<void>;
+}
+
+export interface CreatedJob {
+  readonly id: string;
+  /** The creating command committed: run. */
+  start(): void;
+  /** The creating transaction failed: created → aborting → concluded → null, callbacks abort + clean. */
+  dropUnstarted(): Promise<void>;
+}
+
+export interface BlockJobPort {
+  /** Creates the job (JOB_STATUS_CHANGE created); throws QEMU's id / speed errors. */
+  create(spec: BlockJobSpec): CreatedJob;
+}

@@ -1,0 +1,132 @@
+/**
+ * The filters mirror and commit put into the graph while they run.
+ *
+ * `mirror_top` sits above the mirror source (and above the top layer in an
+ * active commit): the device keeps writing through it, it forwards every
+ * request to its "backing" child, and in write-blocking copy mode it also
+ * writes guest data straight to the target. Like QEMU it asks nothing of its
+ * child but `write` (when its parents write) and shares everything, so the
+ * source node itself stays writable by others (qemu-io on the node).
+ *
+ * `commit_top` sits above the top of an intermediate commit: a read-only
+ * pass-through that takes no permissions at all.
+ *
+ * Both are internal (blockdev-add refuses them) and auto-named unless the
+ * command gives `filter-node-name`. The job talks to its filter through a
+ * FilterHooks object registered per node.
+ */
+import { genericError } from "../../core/error.ts";
+import type { BlockLayer, BlockNode, DriverDef, NodeDriver } from "../index.ts";
+import { Perm, PERM_ALL } from "../perms.ts";
+
+export const MIRROR_TOP = "mirror_top";
+export const COMMIT_TOP = "commit_top";
+
+/** What the running job tells its filter. */
+export interface FilterHooks {
+  /** The job is finishing: forward nothing to the child any more (bs_opaque->stop). */
+  stopped: boolean;
+  /** Runs after a guest write through the filter reached the child (write-blocking mode). */
+  afterWrite?(kind: "write" | "zero" | "discard", offset: number, data: Uint8Array | null, length: number): Promise<void>;
+}
+
+const hooks = new WeakMap<BlockNode, FilterHooks>();
+
+export function filterHooks(filter: BlockNode): FilterHooks {
+  let h = hooks.get(filter);
+  if (!h) {
+    h = { stopped: false };
+    hooks.set(filter, h);
+  }
+  return h;
+}
+
+function passThroughDriver(name: string, node: BlockNode, child: () => BlockNode): NodeDriver {
+  const after = (kind: "write" | "zero" | "discard", off: number, data: Uint8Array | null, len: number) =>
+    hooks.get(node)?.afterWrite?.(kind, off, data, len);
+  return {
+    size: () => child().size(),
+    read: (buf, off) => child().read(buf, off),
+    async write(data, off) {
+      await child().write(data, off);
+      await after("write", off, data, data.length);
+    },
+    async writeZeroes(off, len, opts) {
+      await child().writeZeroes(off, len, opts);
+      await after("zero", off, null, len);
+    },
+    async discard(off, len) {
+      await child().discard(off, len);
+      await after("discard", off, null, len);
+    },
+    blockStatus: (off, len) => child().blockStatus(off, len),
+    flush: () => child().flush(),
+    resize: () => Promise.reject(genericError("Cannot resize a node with a running block job")),
+    close: async () => {},
+    filename: () => child().driver.filename(),
+    imageInfo: () => ({ format: name, "cluster-size": child().clusterSize || undefined, "dirty-flag": false }),
+    actualSize: () => child().driver.actualSize?.(),
+    get clusterSize() {
+      return child().clusterSize;
+    },
+  };
+}
+
+function topFilterDriver(name: string, childPerms: DriverDef["childPerms"]): DriverDef {
+  return {
+    name,
+    kind: "filter",
+    internal: true,
+    primaryChild: { key: "backing", role: "backing" },
+    fields: { backing: { type: "ref", required: true } },
+    childPerms,
+    async open(ctx): Promise<NodeDriver> {
+      const edge = (await ctx.openChild("backing", "backing"))!;
+      return passThroughDriver(name, ctx.node, () => edge.node);
+    },
+  };
+}
+
+/** bdrv_mirror_top_child_perm: only forward writes; share everything. */
+export const mirrorTopDriver = topFilterDriver(MIRROR_TOP, (node, _child, perm): [number, number] => {
+  if (hooks.get(node)?.stopped) return [0, PERM_ALL];
+  return [perm & Perm.WRITE, PERM_ALL];
+});
+
+/** bdrv_commit_top_child_perm: nothing taken, everything shared. */
+export const commitTopDriver = topFilterDriver(COMMIT_TOP, (): [number, number] => [0, PERM_ALL]);
+
+export function ensureTopFilterDrivers(layer: BlockLayer): void {
+  if (!layer.driver(MIRROR_TOP)) layer.registerDriver(mirrorTopDriver);
+  if (!layer.driver(COMMIT_TOP)) layer.registerDriver(commitTopDriver);
+}
+
+/**
+ * bdrv_new_open_driver + bdrv_append: opens a `driver` filter over `below`
+ * and moves below's parents onto it. Node-name errors come back unprefixed,
+ * as QEMU words them for mirror and commit.
+ */
+export async function insertTopFilter(
+  layer: BlockLayer,
+  driver: typeof MIRROR_TOP | typeof COMMIT_TOP,
+  below: BlockNode,
+  nodeName: string | undefined,
+): Promise<BlockNode> {
+  ensureTopFilterDrivers(layer);
+  const options: Record<string, unknown> = { driver, backing: below.nodeName };
+  if (nodeName !== undefined) options["node-name"] = nodeName;
+  const filter = await layer.openNode(options, { allowInternal: true });
+  filterHooks(filter);
+  try {
+    layer.insertFilter(filter, below);
+  } catch (e) {
+    await layer.removeFilter(filter).catch(() => {});
+    throw e;
+  }
+  return filter;
+}
+
+/** Refreshes the graph's permissions after a filter's hooks changed (stop). */
+export function refreshFilterPerms(layer: BlockLayer): void {
+  layer.graph.refreshPermsRelaxed();
+}

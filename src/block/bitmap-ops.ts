@@ -73,6 +73,11 @@ export function bitmapAdd(layer: BlockLayer, a: BitmapAddArgs): Undo {
   if (a.persistent && !canStorePersistent(node)) {
     throw genericError(`Can't store persistent bitmaps to ${layer.deviceOrNodeName(node)}: Operation not supported`);
   }
+  if (a.persistent && node.driver.imageInfo?.()["format-specific"]?.data.compat === "0.10") {
+    throw genericError(
+      `Can't make bitmap '${a.name}' persistent in '${layer.deviceOrNodeName(node)}': Cannot store dirty bitmaps in qcow2 v2 files`,
+    );
+  }
   if (node.bitmaps.some((b) => b.name === a.name)) throw genericError(`Bitmap already exists: ${a.name}`);
   if (new TextEncoder().encode(a.name).length > MAX_NAME) throw genericError(`Bitmap name too long: ${a.name}`);
   const bm = new DirtyBitmap(a.name, granularity, node.size(), { enabled: !a.disabled, persistent: !!a.persistent });

@@ -10,7 +10,7 @@
  *                                            "Cannot find device='X' nor node-name='Y'"
  *     layer.findNode(name) / findBackend(name) / backendsOf(node)
  *     layer.deviceOrNodeName(node)           name QEMU prints for a node
- *     layer.isRoot(node)                     no parent node (backends and jobs don't count)
+ *     layer.isRoot(node)                     only BlockBackends above it (jobs and nodes make it non-root)
  *
  *   Node I/O (BlockNode, ./node.ts) — same shape as image/DiskImage:
  *     node.read(buf, off) · write(data, off) · writeZeroes(off, len, {unmap}) · discard(off, len)
@@ -146,9 +146,12 @@ export class BlockLayer {
     return deviceOrNodeName(node);
   }
 
-  /** A root has no parent node (backends, jobs and qemu-io users don't count). */
+  /**
+   * bdrv_is_root_node: only BlockBackends above it. A parent node or a job
+   * holding the node (e.g. a backup target) makes it a non-root.
+   */
   isRoot(node: BlockNode): boolean {
-    return node.parents.every((p) => !p.parentNode);
+    return node.parents.every((p) => p.parent instanceof BlockBackend);
   }
 
   checkOp(node: BlockNode, op: OpType): void {

@@ -140,6 +140,8 @@ describe.skipIf(!hasQemuSystem)("differential against QEMU 7.2", () => {
       ["block-dirty-bitmap-add", { node: "src", name: "p", persistent: true, disabled: true }],
       ["block-dirty-bitmap-add", { node: "n", name: "x".repeat(1024) }],
       ["block-dirty-bitmap-add", { node: "n", name: "nb" }],
+      ["block-dirty-bitmap-add", { node: "old", name: "v2", persistent: true }],
+      ["block-dirty-bitmap-add", { node: "old", name: "v2", granularity: 4096 }],
       ["hmp qemu-io drive0 \"write -P 0x11 0 64k\""],
       ["hmp qemu-io src \"write -P 0x22 1M 130k\""],
       ["hmp qemu-io drive0 \"write -z 5M 1k\""],
@@ -164,7 +166,7 @@ describe.skipIf(!hasQemuSystem)("differential against QEMU 7.2", () => {
     ];
     const r = await both(steps, {
       drive: [`if=none,id=drive0,file=${F("src.qcow2")},format=qcow2,node-name=src`],
-      blockdev: ["driver=null-co,node-name=n,size=4194304"],
+      blockdev: ["driver=null-co,node-name=n,size=4194304", `driver=qcow2,node-name=old,file.driver=file,file.filename=${F("old.qcow2")}`],
     });
     expectSame(r, steps);
   });

@@ -75,6 +75,8 @@ describe("graph changes", () => {
     await layer.removeFilter(filter);
     expect(userEdge.node).toBe(src);
     expect(layer.findNode("flt")).toBeUndefined();
+    expect(layer.isRoot(src)).toBe(false); // the job still holds it
+    await layer.detachUser(userEdge);
     expect(layer.isRoot(src)).toBe(true);
   });
 

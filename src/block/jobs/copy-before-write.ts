@@ -32,9 +32,12 @@ export const copyBeforeWriteDriver: DriverDef = {
     file: { type: "ref", required: true },
     target: { type: "ref", required: true },
   },
-  childPerms(_node, child, perm, shared): [number, number] {
+  childPerms(node, child, perm, shared): [number, number] {
     if (child.name === "target") return [Perm.WRITE, PERM_ALL & ~Perm.RESIZE];
     let p = perm & PERM_ALL;
+    // Like QEMU, the source is only locked once the filter has parents: it is
+    // opened over a source that still has writers and then takes their place.
+    if (node.parents.length === 0) return [p, shared & PERM_ALL];
     if (p & Perm.WRITE) p |= Perm.CONSISTENT_READ;
     return [p, shared & PERM_ALL & ~(Perm.WRITE | Perm.RESIZE)];
   },

@@ -140,8 +140,16 @@ export class Graph {
     this.refreshPermsRelaxed();
   }
 
+  /** Closes every node, parents before children (formats flush through still-open files). */
+  async closeAll(): Promise<void> {
+    for (const n of this.topoOrder()) {
+      n.monitorOwned = false;
+      await this.close(n);
+    }
+  }
+
   /** Nodes reachable from the registry plus anything hanging off them, parents before children. */
-  private topoOrder(): BlockNode[] {
+  topoOrder(): BlockNode[] {
     const all = new Set<BlockNode>();
     const visit = (n: BlockNode) => {
       if (all.has(n)) return;

@@ -476,10 +476,7 @@ export class BlockLayer {
   /** Flushes and closes everything (quit). */
   async close(): Promise<void> {
     for (const b of this.backends) if (b.root) this.graph.unlink(b.root);
-    for (const n of [...this.graph.nodes].reverse()) {
-      n.monitorOwned = false;
-      await this.graph.close(n);
-    }
+    await this.graph.closeAll();
   }
 
   /** Flushes every node (e.g. before an external snapshot reads the files). */

@@ -15,6 +15,8 @@ beforeAll(() => {
   sh(`qemu-img create -q -f qcow2 src.qcow2 16M && qemu-io -f qcow2 -c "write -P 0xab 0 4M" -c "write -P 0xcd 8M 1M" src.qcow2 >/dev/null`, d.dir);
   sh(`qemu-img create -q -f qcow2 base.qcow2 16M && qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 top.qcow2`, d.dir);
   sh(`qemu-img create -q -f qcow2 -o compat=0.10 old.qcow2 1M && qemu-img create -q -f raw r.raw 1M`, d.dir);
+  sh(`qemu-img create -q -f qcow2 gone.qcow2 1M && qemu-img create -q -f qcow2 -b gone.qcow2 -F qcow2 ovgone.qcow2 && rm gone.qcow2`, d.dir);
+  sh(`qemu-img create -q -f qcow2 -b r.raw -F raw ovraw.qcow2`, d.dir);
 });
 afterAll(() => d.cleanup());
 
@@ -64,6 +66,8 @@ describe.skipIf(!hasQemuSystem)("differential against QEMU 7.2", () => {
       ["blockdev-add", { driver: "raw", "node-name": "r6", file: "n", offset: 512, size: 1048576 }],
       ["blockdev-add", { driver: "raw", "node-name": "r6", file: "n", offset: 512, size: 100 }],
       ["blockdev-add", { driver: "raw", "node-name": "r8", file: "n", offset: 4096, size: 8192 }],
+      ["blockdev-add", { driver: "qcow2", "node-name": "g", file: file("ovgone.qcow2") }],
+      ["blockdev-add", { driver: "qcow2", "node-name": "ovr", "read-only": true, file: file("ovraw.qcow2") }],
       ["query-named-block-nodes", { flat: true }],
       ["query-named-block-nodes"],
       ["x-debug-query-block-graph"],

@@ -5,7 +5,7 @@
  * steps and call the undos on abort; plain commands ignore the undo.
  */
 import { genericError } from "../core/error.ts";
-import { DirtyBitmap } from "./bitmap.ts";
+import { attachBitmap, detachBitmap, DirtyBitmap } from "./bitmap.ts";
 import type { BlockLayer } from "./index.ts";
 import type { BlockNode } from "./node.ts";
 
@@ -19,6 +19,11 @@ export function defaultGranularity(node: BlockNode): number {
   return cs > 0 ? Math.min(65536, Math.max(4096, cs)) : 65536;
 }
 
+/** bdrv_find_dirty_bitmap: anonymous bitmaps never match. */
+export function findNamedBitmap(node: BlockNode, name: string): DirtyBitmap | undefined {
+  return node.bitmaps.find((b) => b.name !== "" && b.name === name);
+}
+
 /** block_dirty_bitmap_lookup. */
 export function lookupBitmap(layer: BlockLayer, nodeName: string, name: string): { node: BlockNode; bitmap: DirtyBitmap } {
   let node: BlockNode;
@@ -27,7 +32,7 @@ export function lookupBitmap(layer: BlockLayer, nodeName: string, name: string):
   } catch {
     throw genericError(`Node '${nodeName}' not found`);
   }
-  const bitmap = node.bitmaps.find((b) => b.name === name);
+  const bitmap = findNamedBitmap(node, name);
   if (!bitmap) throw genericError(`Dirty bitmap '${name}' not found`);
   return { node, bitmap };
 }
@@ -78,22 +83,22 @@ export function bitmapAdd(layer: BlockLayer, a: BitmapAddArgs): Undo {
       `Can't make bitmap '${a.name}' persistent in '${layer.deviceOrNodeName(node)}': Cannot store dirty bitmaps in qcow2 v2 files`,
     );
   }
-  if (node.bitmaps.some((b) => b.name === a.name)) throw genericError(`Bitmap already exists: ${a.name}`);
+  if (findNamedBitmap(node, a.name)) throw genericError(`Bitmap already exists: ${a.name}`);
   if (new TextEncoder().encode(a.name).length > MAX_NAME) throw genericError(`Bitmap name too long: ${a.name}`);
   const bm = new DirtyBitmap(a.name, granularity, node.size(), { enabled: !a.disabled, persistent: !!a.persistent });
-  node.bitmaps.unshift(bm); // QEMU lists the newest first
-  return () => {
-    const i = node.bitmaps.indexOf(bm);
-    if (i >= 0) node.bitmaps.splice(i, 1);
-  };
+  attachBitmap(node.bitmaps, bm);
+  return () => detachBitmap(bm);
 }
 
 export function bitmapRemove(layer: BlockLayer, nodeName: string, name: string): Undo {
   const { node, bitmap } = lookupBitmap(layer, nodeName, name);
   checkBitmap(bitmap, { busy: true, readonly: true });
   const i = node.bitmaps.indexOf(bitmap);
-  node.bitmaps.splice(i, 1);
-  return () => node.bitmaps.splice(Math.min(i, node.bitmaps.length), 0, bitmap);
+  detachBitmap(bitmap);
+  return () => {
+    node.bitmaps.splice(Math.min(i, node.bitmaps.length), 0, bitmap);
+    bitmap.list = node.bitmaps;
+  };
 }
 
 export function bitmapClear(layer: BlockLayer, nodeName: string, name: string): Undo {
@@ -129,7 +134,7 @@ export function bitmapMerge(layer: BlockLayer, nodeName: string, target: string,
   const srcs = sources.map((s) => {
     let src: DirtyBitmap | undefined;
     if (typeof s === "string") {
-      src = node.bitmaps.find((b) => b.name === s);
+      src = findNamedBitmap(node, s);
       if (!src) throw genericError(`Dirty bitmap '${s}' not found`);
     } else {
       src = lookupBitmap(layer, s.node, s.name).bitmap;

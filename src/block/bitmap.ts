@@ -16,6 +16,11 @@ export class DirtyBitmap {
   readonly = false;
   /** Set while a job owns the bitmap; new writes go here. */
   successor: DirtyBitmap | null = null;
+  /**
+   * The node's bitmap list this bitmap lives in (see attachBitmap), so a
+   * successor shows up there as an anonymous bitmap the way QEMU lists it.
+   */
+  list: DirtyBitmap[] | null = null;
 
   constructor(
     public name: string,
@@ -162,6 +167,7 @@ export class DirtyBitmap {
     const s = new DirtyBitmap("", this.granularity, this.length, { enabled: this.enabled });
     this.successor = s;
     this.enabled = false;
+    if (this.list) attachBitmap(this.list, s);
     return s;
   }
 
@@ -182,21 +188,35 @@ export class DirtyBitmap {
     if (!s) throw new Error(`bitmap ${this.name} is not frozen`);
     this.successor = null;
     this.enabled = s.enabled;
+    detachBitmap(s);
     return s;
   }
 
   /** BlockDirtyInfo. */
   info(): Record<string, unknown> {
     // BlockDirtyInfo member order (the JSON writer mirrors QEMU's QDict order from it).
-    const out: Record<string, unknown> = {
-      name: this.name,
+    const out: Record<string, unknown> = {};
+    if (this.name) out.name = this.name; // anonymous bitmaps (successors, job-internal) have none
+    Object.assign(out, {
       count: this.count(),
       granularity: this.granularity,
       recording: this.recording,
       busy: this.busy,
       persistent: this.persistent,
-    };
+    });
     if (this.inconsistent) out.inconsistent = true;
     return out;
   }
+}
+
+/** Puts a bitmap on a node's list, newest first like QEMU's QLIST_INSERT_HEAD. */
+export function attachBitmap(list: DirtyBitmap[], bm: DirtyBitmap): void {
+  list.unshift(bm);
+  bm.list = list;
+}
+
+export function detachBitmap(bm: DirtyBitmap): void {
+  const i = bm.list?.indexOf(bm) ?? -1;
+  if (i >= 0) bm.list!.splice(i, 1);
+  bm.list = null;
 }

@@ -161,9 +161,15 @@ describe("graph changes", () => {
     await n.write(new Uint8Array(1), 0);
     bm.createSuccessor();
     expect(bm.info()).toMatchObject({ busy: true, recording: true });
+    // The successor is listed on the node as an anonymous bitmap, newest first (as QEMU does).
+    expect(n.bitmaps.map((b) => b.info())).toEqual([
+      { count: 0, granularity: 65536, recording: true, busy: false, persistent: false },
+      { name: "b", count: 65536, granularity: 65536, recording: true, busy: true, persistent: false },
+    ]);
     expect(() => bitmapClear(layer, "n", "b")).toThrow("Bitmap 'b' is currently in use by another operation and cannot be used");
     await n.write(new Uint8Array(1), 65536);
     bm.abdicate();
+    expect(n.bitmaps).toEqual([bm]);
     expect([...bm.dirtyRanges()]).toEqual([[65536, 65536]]);
     bm.createSuccessor();
     await n.write(new Uint8Array(1), 2 * 65536);

@@ -15,13 +15,16 @@ import { isQmpError } from "../core/error.ts";
 
 const SUFFIX = "kmgtpe";
 
-/** qemu-io's cvtnum: decimal/hex with an optional binary suffix; null when unparsable. */
+/** qemu-io's cvtnum (qemu_strtosz): decimal, hex, or a decimal fraction with a binary suffix; null when unparsable. */
 export function cvtnum(s: string): number | null {
-  const m = /^(0x[0-9a-f]+|\d+)([bkmgtpe]?)$/i.exec(s);
+  const m = /^(0x[0-9a-f]+|\d+(?:\.\d+)?)([bkmgtpe]?)$/i.exec(s);
   if (!m) return null;
-  const base = m[1]!.toLowerCase().startsWith("0x") ? parseInt(m[1]!, 16) : Number(m[1]);
+  const hex = m[1]!.toLowerCase().startsWith("0x");
   const suf = m[2]!.toLowerCase();
-  return suf === "" || suf === "b" ? base : base * 2 ** (10 * (SUFFIX.indexOf(suf) + 1));
+  if (m[1]!.includes(".") && (suf === "" || suf === "b")) return null;
+  const base = hex ? parseInt(m[1]!, 16) : Number(m[1]);
+  const mul = suf === "" || suf === "b" ? 1 : 2 ** (10 * (SUFFIX.indexOf(suf) + 1));
+  return Math.floor(base * mul);
 }
 
 /** qemu-io's cvtstr: "4 MiB", "1.938 MiB", "512 bytes". */
@@ -45,10 +48,14 @@ export function cvtstr(value: number): string {
   return s.endsWith(".000") ? s.slice(0, -4) + suffix : s + suffix;
 }
 
+/** strtol(arg, &end, 0) that must consume everything, in 0..255. */
 function parsePattern(s: string): number | null {
-  const v = s.toLowerCase().startsWith("0x") ? parseInt(s, 16) : /^\d+$/.test(s) ? Number(s) : NaN;
-  if (!Number.isFinite(v) || v < 0 || v > 255) return null;
-  return v;
+  let v: number;
+  if (/^0x[0-9a-f]+$/i.test(s)) v = parseInt(s, 16);
+  else if (/^0[0-7]*$/.test(s)) v = parseInt(s, 8);
+  else if (/^[1-9]\d*$/.test(s)) v = Number(s);
+  else return null;
+  return v <= 255 ? v : null;
 }
 
 /** getopt over a word list: returns flags, option values and the rest. */

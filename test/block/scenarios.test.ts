@@ -49,6 +49,10 @@ describe.skipIf(!hasQemuSystem)("scenarios against QEMU 7.2", () => {
         ['hmp qemu-io drive0 "alloc 0 1M"'],
         ['hmp qemu-io drive0 "write x 5"'],
         ['hmp qemu-io drive0 "read -v 0 32"'],
+        ['hmp qemu-io drive0 "write -P 0x1ab 0 512"'],
+        ['hmp qemu-io drive0 "write -P 010 7M 1.5k"'],
+        ['hmp qemu-io drive0 "read -P 8 7M 0x600"'],
+        ['hmp qemu-io drive0 "write -P -1 0 512"'],
         ["query-named-block-nodes", { flat: true }],
       ],
       post: [

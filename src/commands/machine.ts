@@ -20,6 +20,33 @@ const SHUTDOWN_CAUSES = [
   "guest-shutdown", "guest-reset", "guest-panic", "subsystem-reset", "snapshot-load",
 ] as const;
 
+const SYS_EMU_TARGETS = [
+  "aarch64", "alpha", "arm", "avr", "cris", "hppa", "i386", "loongarch64", "m68k", "microblaze",
+  "microblazeel", "mips", "mips64", "mips64el", "mipsel", "nios2", "or1k", "ppc", "ppc64", "riscv32",
+  "riscv64", "rx", "s390x", "sh4", "sh4eb", "sparc", "sparc64", "tricore", "x86_64", "xtensa", "xtensaeb",
+] as const;
+const SysEmuTarget = enumOf("SysEmuTarget", SYS_EMU_TARGETS);
+
+const CpuInstanceProperties = struct("CpuInstanceProperties", {
+  "node-id": optional(int()),
+  "socket-id": optional(int()),
+  "die-id": optional(int()),
+  "cluster-id": optional(int()),
+  "core-id": optional(int()),
+  "thread-id": optional(int()),
+});
+
+const CpuInfoFast = union(
+  "CpuInfoFast",
+  "target",
+  { "cpu-index": int(), "qom-path": str(), "thread-id": int(), props: optional(CpuInstanceProperties), target: SysEmuTarget },
+  // QEMU lists the explicit branch first, then the implicit empty ones.
+  Object.fromEntries([
+    ["s390x", { "cpu-state": enumOf("CpuS390State", ["uninitialized", "stopped", "check-stop", "operating", "load"]) }],
+    ...SYS_EMU_TARGETS.filter((t) => t !== "s390x").map((t) => [t, {}]),
+  ]),
+);
+
 const StatusInfo = struct("StatusInfo", {
   running: bool(),
   singlestep: bool(),
@@ -73,7 +100,7 @@ export const commands: CommandDef[] = [
   }),
   defineCommand({
     name: "query-target",
-    returns: struct("TargetInfo", { arch: str() }),
+    returns: struct("TargetInfo", { arch: SysEmuTarget }),
     handler: () => ({ arch: "x86_64" }),
   }),
   defineCommand({
@@ -118,12 +145,21 @@ export const commands: CommandDef[] = [
   }),
   defineCommand({
     name: "query-cpus-fast",
-    returns: array(struct("CpuInfoFast", { "cpu-index": int(), "qom-path": str(), "thread-id": int(), target: str() })),
+    returns: array(CpuInfoFast),
     handler: () => [],
   }),
   defineCommand({
     name: "query-iothreads",
-    returns: array(struct("IOThreadInfo", { id: str(), "thread-id": int() })),
+    returns: array(
+      struct("IOThreadInfo", {
+        id: str(),
+        "thread-id": int(),
+        "poll-max-ns": int(),
+        "poll-grow": int(),
+        "poll-shrink": int(),
+        "aio-max-batch": int(),
+      }),
+    ),
     handler: () => [],
   }),
 ];

@@ -1,0 +1,95 @@
+/**
+ * query-qmp-schema and query-commands compared with real QEMU 7.2: for the
+ * commands and events this layer defines, the SchemaInfo entries must have
+ * the same shape once masked type names are resolved to their structure.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { commands as controlCommands } from "../../src/commands/control.ts";
+import { commands as hmpCommands } from "../../src/commands/hmp.ts";
+import { commands as machineCommands, events as machineEvents } from "../../src/commands/machine.ts";
+import { exchange, haveQemu, parseLine, startEmu, startQemu, type Peer } from "./harness.ts";
+
+type Info = Record<string, any>;
+
+/** A type's structure with masked names dereferenced (depth-limited for recursive types). */
+function resolve(name: string, table: Map<string, Info>, depth = 0): unknown {
+  const t = table.get(name);
+  if (!t) return `<missing ${name}>`;
+  if (depth > 6) return "<deep>";
+  switch (t["meta-type"]) {
+    case "builtin":
+      return { builtin: t.name, json: t["json-type"] };
+    case "enum":
+      return { enum: t.values, members: t.members };
+    case "array":
+      return { array: resolve(t["element-type"], table, depth + 1) };
+    case "alternate":
+      return { alternate: t.members.map((m: Info) => resolve(m.type, table, depth + 1)) };
+    case "object":
+      return {
+        members: t.members.map((m: Info) => ({ ...m, type: resolve(m.type, table, depth + 1) })),
+        ...(t.tag ? { tag: t.tag, variants: t.variants.map((v: Info) => ({ case: v.case, type: resolve(v.type, table, depth + 1) })) } : {}),
+      };
+    default:
+      return t;
+  }
+}
+
+function entity(schema: Info[], name: string): unknown {
+  const table = new Map(schema.map((e) => [e.name, e]));
+  const e = table.get(name);
+  if (!e) return undefined;
+  const out: Info = { ...e };
+  if ("arg-type" in e) out["arg-type"] = resolve(e["arg-type"], table);
+  if ("ret-type" in e) out["ret-type"] = resolve(e["ret-type"], table);
+  return out;
+}
+
+async function fetch(peer: Peer, cmd: string): Promise<any> {
+  const [, lines] = await exchange(peer, [{ execute: "qmp_capabilities" }, { execute: cmd, id: cmd }]);
+  return parseLine(lines!.at(-1)!).return;
+}
+
+describe.skipIf(!haveQemu)("introspection vs real QEMU", () => {
+  let qemu: Peer;
+  let emu: Peer;
+  let theirs: Info[];
+  let ours: Info[];
+  beforeAll(async () => {
+    [qemu, emu] = await Promise.all([startQemu(), startEmu()]);
+    [theirs, ours] = await Promise.all([fetch(qemu, "query-qmp-schema"), fetch(emu, "query-qmp-schema")]);
+  });
+  afterAll(async () => {
+    await Promise.all([qemu?.stop(), emu?.stop()]);
+  });
+
+  const names = [...controlCommands, ...machineCommands, ...hmpCommands].map((c) => c.name).filter((n) => n !== "query-qmp-schema");
+  for (const name of names) {
+    it(`command ${name}`, () => {
+      expect(entity(ours, name)).toEqual(entity(theirs, name));
+    });
+  }
+  for (const ev of machineEvents) {
+    it(`event ${ev.name}`, () => {
+      expect(entity(ours, ev.name)).toEqual(entity(theirs, ev.name));
+    });
+  }
+
+  it("query-qmp-schema's own entry and the overall layout", () => {
+    const q = entity(ours, "query-qmp-schema") as Info;
+    expect(q["meta-type"]).toBe("command");
+    expect(ours[0]!["meta-type"]).toBe("command");
+    // Types follow the entities; "0" is the empty object, builtins keep their names.
+    expect(ours.find((e) => e.name === "0")).toEqual({ name: "0", members: [], "meta-type": "object" });
+    expect(ours.filter((e) => e["meta-type"] === "builtin").every((e) => theirs.some((t) => JSON.stringify(t) === JSON.stringify(e)))).toBe(true);
+    const metas = new Set(ours.map((e) => e["meta-type"]));
+    for (const m of metas) expect(["command", "event", "object", "enum", "array", "builtin", "alternate"]).toContain(m);
+  });
+
+  it("query-commands has QEMU's shape and lists every command of the table", async () => {
+    const qc = await fetch(emu, "query-commands");
+    expect(qc.every((e: Info) => Object.keys(e).join() === "name")).toBe(true);
+    const present = new Set(qc.map((e: Info) => e.name));
+    for (const n of names) expect(present.has(n)).toBe(true);
+  });
+});

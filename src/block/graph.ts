@@ -6,6 +6,7 @@
  * and checks them before anything is committed, so a refused change leaves
  * the graph exactly as it was (QEMU's bdrv_refresh_perms in a transaction).
  */
+import * as fs from "node:fs";
 import { genericError } from "../core/error.ts";
 import { BdrvChild, BlockNode, deviceOrNodeName, type ExternalParent } from "./node.ts";
 import { Perm, PERM_ALL, permProse } from "./perms.ts";
@@ -132,6 +133,7 @@ export class Graph {
     } catch {
       // A failing final flush (blkdebug, full disk) must not keep the node open.
     }
+    if (node.deleteOnClose) fs.rmSync(node.deleteOnClose, { force: true });
     this.onNodeClosed?.(node);
     for (const c of [...node.children]) {
       this.unlink(c);

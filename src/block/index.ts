@@ -39,6 +39,9 @@
  *   functions, for `transaction`).
  */
 import * as fs from "node:fs";
+import * as path from "node:path";
+import { FileStore } from "../image/file-store.ts";
+import { createQcow2 } from "../image/qcow2/create.ts";
 import type { Clock } from "../core/clock.ts";
 import type { EventSink } from "../core/events.ts";
 import { genericError } from "../core/error.ts";
@@ -328,7 +331,8 @@ export class BlockLayer {
     const cache = take("cache");
     const werror = take("werror");
     const rerror = take("rerror");
-    for (const k of ["media", "index", "bus", "unit", "serial", "snapshot", "copy-on-read", "aio"]) take(k);
+    const snapshot = take("snapshot");
+    for (const k of ["media", "index", "bus", "unit", "serial", "copy-on-read", "aio"]) take(k);
     const blk = new BlockBackend(id);
     if (werror) blk.werror = werror;
     if (rerror) blk.rerror = rerror;
@@ -347,7 +351,10 @@ export class BlockLayer {
     try {
       const keyval: Record<string, unknown> = { ...o };
       keyval.driver = format ?? probeFormat(file!);
+      const temporary = snapshot !== undefined && ["on", "yes", "true"].includes(snapshot);
       if (readonly !== undefined) keyval["read-only"] = readonly;
+      // snapshot=on: the image stays untouched under a throw-away overlay.
+      if (temporary) keyval["read-only"] = "on";
       keyval["cache.direct"] = mode.direct;
       keyval["cache.no-flush"] = mode.noFlush;
       if (file !== undefined) {
@@ -359,7 +366,8 @@ export class BlockLayer {
         }
       }
       const tree = nestKeyval(keyval);
-      const node = await this.openNode(tree, { origin: "keyval" });
+      let node = await this.openNode(tree, { origin: "keyval" });
+      if (temporary) node = await this.appendTempSnapshot(node);
       blk.readOnly = node.readOnly;
       const { perm, shared } = driveBackendPerms(node.readOnly);
       blk.root = this.graph.attach(blk, "root", node, { perm, shared });
@@ -368,6 +376,31 @@ export class BlockLayer {
       this.backends.splice(this.backends.indexOf(blk), 1);
       throw e;
     }
+  }
+
+  /**
+   * bdrv_append_temp_snapshot: a qcow2 overlay in $TMPDIR (default /var/tmp)
+   * named vl.XXXXXX, with no backing name in its header, cache=unsafe, and
+   * deleted when closed.
+   */
+  private async appendTempSnapshot(base: BlockNode): Promise<BlockNode> {
+    const dir = process.env.TMPDIR || "/var/tmp";
+    const chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    const name = Array.from({ length: 6 }, () => chars[Math.floor(Math.random() * chars.length)]).join("");
+    const tmp = path.join(dir, `vl.${name}`);
+    const store = FileStore.open(tmp, { create: true });
+    try {
+      await createQcow2(store, { size: base.size() });
+    } finally {
+      await store.close();
+    }
+    const overlay = await this.openNode(
+      { driver: "qcow2", cache: { "no-flush": true }, file: { driver: "file", filename: tmp } },
+      { noBacking: true },
+    );
+    overlay.deleteOnClose = tmp;
+    await this.setBacking(overlay, base);
+    return overlay;
   }
 
   /** Opens the -blockdev and -drive options of the command line, in QEMU's order. */

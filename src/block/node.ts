@@ -78,6 +78,8 @@ export class BlockNode {
   readonly bitmaps: DirtyBitmap[] = [];
   driver!: NodeDriver;
   closed = false;
+  /** A temporary image file removed when the node closes (-drive snapshot=on). */
+  deleteOnClose?: string;
   /** Requests in flight, for drain. */
   private inFlight = 0;
   private drainWaiters: (() => void)[] = [];

@@ -130,7 +130,7 @@ export function sh(cmd: string, cwd?: string): string {
 
 /** Masks what legitimately differs between runs: auto node names. */
 export function normalise(x: unknown): unknown {
-  return JSON.parse(JSON.stringify(x).replace(/#block\d+/g, "#block<N>"));
+  return JSON.parse(JSON.stringify(x).replace(/#block\d+/g, "#block<N>").replace(/\/vl\.[A-Za-z0-9]{6}/g, "/vl.XXXXXX"));
 }
 
 /** Turns -blockdev keyval strings into the dictionaries the CLI hands the emulator. */

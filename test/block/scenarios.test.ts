@@ -184,4 +184,20 @@ describe.skipIf(!hasQemuSystem)("scenarios against QEMU 7.2", () => {
       // node:fs cannot punch holes, so discarded clusters keep their host blocks.
     }, { maskActualSize: true });
   });
+
+  it("-drive snapshot=on writes into a temporary overlay", async () => {
+    await check({
+      setup: [...SRC, "cp src.qcow2 orig.qcow2"],
+      drive: ["if=none,id=drive0,file={dir}/src.qcow2,format=qcow2,snapshot=on"],
+      steps: [
+        ['hmp qemu-io drive0 "write -P 0x99 0 1M"'],
+        ['hmp qemu-io drive0 "read -P 0x99 0 1M"'],
+        ['hmp qemu-io drive0 "read -P 0xcd 8M 1M"'],
+        ["query-named-block-nodes", { flat: true }],
+        ["x-debug-query-block-graph"],
+        ["query-block"],
+      ],
+      post: ["qemu-img compare -f qcow2 -F qcow2 src.qcow2 orig.qcow2"],
+    }, { maskActualSize: true });
+  });
 });

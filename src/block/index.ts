@@ -28,15 +28,22 @@
  *     layer.removeFilter(filter)          parents move back down, the filter closes
  *     layer.replaceNode(from, to)         every parent of `from` (except below `to`) points to `to`
  *     layer.setBacking(node, backing|null) · layer.changeBackingFile(node, name, fmt)
+ *     layer.reopen(node, readOnly)        bdrv_reopen of read-only (node + storage children)
  *     layer.registerDriver(def)           extra drivers (copy-before-write, mirror_top, copy-on-read)
+ *     layer.close()                       flush and close everything, parents first
  *
  *   Op blockers
  *     node.blockOps(reason, {except?, only?}) → unblock fn
  *     layer.blockForJob(nodes, jobType) → unblock fn   ("block device is in use by block job: T")
  *     layer.checkOp(node, op)             throws "Node 'X' is busy: <reason>"
  *
- *   Dirty bitmaps: ./bitmap.ts (DirtyBitmap) and ./bitmap-ops.ts (command logic returning undo
- *   functions, for `transaction`).
+ *   Dirty bitmaps: ./bitmap.ts (DirtyBitmap: set/reset/nextDirty/dirtyRanges/merge/clone,
+ *   createSuccessor/abdicate/reclaim; attachBitmap(node.bitmaps, bm) lists job-internal anonymous
+ *   bitmaps like QEMU) and ./bitmap-ops.ts (command logic returning undo functions, for `transaction`).
+ *
+ *   Elsewhere: ./snapshot.ts (prepareExternalSnapshot → {commit, abort}, blockResize),
+ *   ./guest-io.ts (backend I/O with qemu-io's permission extension), ./qemu-io.ts (HMP qemu-io),
+ *   ./query.ts (query-block, query-named-block-nodes, x-debug-query-block-graph, info block).
  */
 import * as fs from "node:fs";
 import * as path from "node:path";

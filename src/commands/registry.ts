@@ -11,6 +11,7 @@ import * as hmp from "./hmp.ts";
 import * as block from "./block.ts";
 import * as jobs from "./jobs.ts";
 import * as blockJobs from "./block-jobs.ts";
+import * as blockJobsSync from "./block-jobs-sync.ts";
 
 export interface CommandModule {
   readonly commands: readonly CommandDef[];
@@ -18,7 +19,7 @@ export interface CommandModule {
   readonly events?: readonly EventDef[];
 }
 
-export const commandModules: readonly CommandModule[] = [control, machine, hmp, block, jobs, blockJobs];
+export const commandModules: readonly CommandModule[] = [control, machine, hmp, block, jobs, blockJobs, blockJobsSync];
 
 export interface CommandTables {
   commands: Map<string, CommandDef>;

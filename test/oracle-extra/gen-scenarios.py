@@ -222,3 +222,16 @@ scen("x-blockdev-create-options", [
          "qemu-img info --output=json b.qcow2", "qemu-img check --output=json b.qcow2",
          "qemu-img map --output=json b.qcow2", "stat -c %s c.raw"])
 print("ok")
+
+# 9. HMP views of a running backup
+scen("x-backup-hmp-info", [
+    hmp("info block-jobs"),
+    cmd(BB, {"job-id": "j", "device": "src", "target": "tgt", "sync": "full", "speed": 100000}),
+    {"wait_job": "j", "status": "running"},
+    hmp("info block-jobs"),
+    cmd("job-pause", {"id": "j"}),
+    hmp("info block-jobs"),
+    cmd("job-cancel", {"id": "j"}, until=done("j")),
+    hmp("info block-jobs"),
+])
+print("ok")

@@ -412,8 +412,17 @@ export class BlockLayer {
 
   /** Opens the -blockdev and -drive options of the command line, in QEMU's order. */
   async startup(opts: { blockdevs?: Record<string, unknown>[]; drives?: Record<string, string>[] }): Promise<void> {
-    for (const b of opts.blockdevs ?? []) await this.blockdevAdd(b, allStringLeaves(b) ? "keyval" : "json");
-    for (const d of opts.drives ?? []) await this.addDrive(d);
+    // A failure names its option (`blockOption`), so the CLI can print "-blockdev ...: <desc>" like QEMU.
+    const tag = (e: unknown, kind: "blockdev" | "drive", index: number) => {
+      if (e && typeof e === "object") Object.assign(e, { blockOption: { kind, index } });
+      return e;
+    };
+    for (const [i, b] of (opts.blockdevs ?? []).entries()) {
+      await this.blockdevAdd(b, allStringLeaves(b) ? "keyval" : "json").catch((e) => Promise.reject(tag(e, "blockdev", i)));
+    }
+    for (const [i, d] of (opts.drives ?? []).entries()) {
+      await this.addDrive(d).catch((e) => Promise.reject(tag(e, "drive", i)));
+    }
   }
 
   // ---- Graph changes for jobs and snapshots -----------------------------------

@@ -226,8 +226,8 @@ print("ok")
 # 9. HMP views of a running backup
 scen("x-backup-hmp-info", [
     hmp("info block-jobs"),
-    cmd(BB, {"job-id": "j", "device": "src", "target": "tgt", "sync": "full", "speed": 100000}),
-    {"wait_job": "j", "status": "running"},
+    cmd(BB, {"job-id": "j", "device": "src", "target": "tgt", "sync": "full", "speed": 1}),
+    {"wait_job": "j", "status": "running", "min_progress": 1048576},
     hmp("info block-jobs"),
     cmd("job-pause", {"id": "j"}),
     hmp("info block-jobs"),

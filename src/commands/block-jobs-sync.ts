@@ -255,7 +255,7 @@ async function blockStream(emu: Emulator, a: any): Promise<Record<string, never>
   const nodes = checkStreamNodes(layer, bs, a.device, { base, baseNode: a["base-node"], bottom: a.bottom });
   const iterEnd = nodes.bottom ? nodes.bottom.cowOrFiltered : nodes.base ?? undefined;
   for (let n: BlockNode | undefined = bs; n && n !== iterEnd; n = n.cowOrFiltered) layer.checkOp(n, "stream");
-  if (!nodes.base && !nodes.bottom && a["backing-file"] !== undefined) {
+  if (!nodes.base && a["backing-file"] !== undefined) {
     throw genericError("backing file specified, but streaming the entire chain");
   }
   let job: ReturnType<typeof createSyncJob> | null = null;

@@ -11,12 +11,13 @@
  * target is `base` (./mirror.ts); it reaches READY and needs job-complete,
  * which replaces the active layer by `base` in the graph.
  */
+import { BlockJobParent } from "./common.ts";
 import { genericError } from "../../core/error.ts";
 import { isImageIoError } from "../../image/errors.ts";
 import type { BdrvChild, BlockLayer, BlockNode } from "../index.ts";
 import { Perm } from "../perms.ts";
 import { COMMIT_TOP, insertTopFilter } from "./mirror-top.ts";
-import { chainContains, findOverlay, jobParent, skipFilters, yieldToLoop, YIELD_EVERY, type JobRuntime, type OnError } from "./mirror-runtime.ts";
+import { chainContains, findOverlay, skipFilters, yieldToLoop, YIELD_EVERY, type JobRuntime, type OnError } from "./mirror-runtime.ts";
 import type { CreatedJob } from "./mirror.ts";
 
 export const COMMIT_BUFFER_SIZE = 512 << 10;
@@ -122,7 +123,7 @@ export class CommitJob {
 
   private attach(): void {
     const { layer, device, top, base } = this.p;
-    const parent = jobParent("commit", () => this.job.id);
+    const parent = new BlockJobParent(this.job.id, "commit");
     const held = [device];
     for (let n: BlockNode | undefined = top; n && n !== base; n = n.cowOrFiltered) {
       if (n === this.filter) continue;

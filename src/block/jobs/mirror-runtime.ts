@@ -4,7 +4,7 @@
  * interface only; ../../commands/block-jobs-sync.ts adapts the job layer's
  * Job to it, so the copy loops stay testable without QMP.
  */
-import type { BlockNode, ExternalParent } from "../index.ts";
+import type { BlockNode } from "../index.ts";
 
 export type OnError = "report" | "ignore" | "enospc" | "stop" | "auto";
 
@@ -40,17 +40,6 @@ export const SLICE_MS = 100;
 export const YIELD_EVERY = 4 << 20;
 
 export const yieldToLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
-
-/** The user a job registers on the nodes it holds (child_job in QEMU). */
-export function jobParent(type: string, id: () => string): ExternalParent {
-  return {
-    kind: "block-job",
-    get graphName() {
-      return id();
-    },
-    describe: () => `${type} job '${id()}'`,
-  };
-}
 
 /** bdrv_skip_filters. */
 export function skipFilters(node: BlockNode): BlockNode {

@@ -20,6 +20,7 @@
  * through the device). Bits are cleared before a chunk is read, so a write
  * landing while the chunk is copied marks it dirty again.
  */
+import { BlockJobParent } from "./common.ts";
 import { genericError } from "../../core/error.ts";
 import { BlockBackend, DirtyBitmap, type BdrvChild, type BlockLayer, type BlockNode } from "../index.ts";
 import { Perm } from "../perms.ts";
@@ -27,7 +28,6 @@ import { filterHooks, insertTopFilter, MIRROR_TOP, refreshFilterPerms } from "./
 import {
   chainContains,
   chainStatus,
-  jobParent,
   skipFilters,
   SLICE_MS,
   yieldToLoop,
@@ -189,7 +189,7 @@ export class MirrorJob {
   /** The job's users (permissions), op blockers, dirty bitmap and write hook. */
   private attach(targetIsBacking: boolean): void {
     const { layer, source, target } = this.p;
-    const parent = jobParent(this.p.type, () => this.job.id);
+    const parent = new BlockJobParent(this.job.id, this.p.type);
     this.users.push(layer.attachUser(parent, this.filter, "main node", Perm.CONSISTENT_READ, Perm.CONSISTENT_READ | Perm.WRITE_UNCHANGED | Perm.WRITE));
     let targetPerm: number = Perm.WRITE;
     let targetShared: number = Perm.WRITE_UNCHANGED;

@@ -7,12 +7,13 @@
  * without backing. A cancelled or failed stream leaves the chain as it was
  * (what was copied stays: it is the same data).
  */
+import { BlockJobParent } from "./common.ts";
 import { genericError } from "../../core/error.ts";
 import { isImageIoError } from "../../image/errors.ts";
 import type { BdrvChild, BlockLayer, BlockNode } from "../index.ts";
 import { Perm } from "../perms.ts";
 import { insertCopyOnRead } from "./copy-on-read.ts";
-import { jobParent, skipFilters, yieldToLoop, YIELD_EVERY, type JobRuntime, type OnError } from "./mirror-runtime.ts";
+import { skipFilters, yieldToLoop, YIELD_EVERY, type JobRuntime, type OnError } from "./mirror-runtime.ts";
 import type { CreatedJob } from "./mirror.ts";
 
 export const STREAM_CHUNK = 512 << 10;
@@ -107,7 +108,7 @@ export class StreamJob {
 
   private attach(): void {
     const { layer, device } = this.p;
-    const parent = jobParent("stream", () => this.job.id);
+    const parent = new BlockJobParent(this.job.id, "stream");
     const basic = Perm.CONSISTENT_READ | Perm.WRITE_UNCHANGED;
     this.users.push(layer.attachUser(parent, this.filter, "main node", 0, layer.permAll));
     this.users.push(layer.attachUser(parent, device, "active node", 0, basic | Perm.WRITE));

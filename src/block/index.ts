@@ -213,6 +213,7 @@ export class BlockLayer {
       readOnly: node.readOnly,
       cacheDirect: opts.common.cacheDirect,
       cacheNoFlush: opts.common.cacheNoFlush,
+      autoReadOnly: opts.common.autoReadOnly,
       // Lower layers get discard=unmap: the format above decides what to pass down.
       discard: "unmap",
     };

@@ -202,7 +202,7 @@ export function visitBlockdevOptions(
       cacheDirect: cache.direct ?? inherited?.cacheDirect ?? false,
       cacheNoFlush: cache["no-flush"] ?? inherited?.cacheNoFlush ?? false,
       readOnly: (base["read-only"] as boolean | undefined) ?? inherited?.readOnly,
-      autoReadOnly: (base["auto-read-only"] as boolean | undefined) ?? false,
+      autoReadOnly: (base["auto-read-only"] as boolean | undefined) ?? inherited?.autoReadOnly ?? false,
       forceShare: (base["force-share"] as boolean | undefined) ?? false,
       detectZeroes: (base["detect-zeroes"] as CommonOptions["detectZeroes"]) ?? "off",
     },

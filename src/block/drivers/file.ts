@@ -27,7 +27,15 @@ export function fileDriver(locks: FileLocks): DriverDef {
       let store: FileStore;
       try {
         if (fs.statSync(filename, { throwIfNoEntry: false })?.isDirectory()) throw ioError("EINVAL", "Is a directory");
-        store = FileStore.open(filename, { readOnly: ctx.node.readOnly });
+        try {
+          store = FileStore.open(filename, { readOnly: ctx.node.readOnly });
+        } catch (e) {
+          // auto-read-only: fall back to read-only when the file cannot be written.
+          const errno = (e as { errno?: string }).errno;
+          if (ctx.node.readOnly || !ctx.node.common.autoReadOnly || !["EACCES", "EROFS", "EPERM"].includes(errno ?? "")) throw e;
+          store = FileStore.open(filename, { readOnly: true });
+          ctx.node.readOnly = true;
+        }
       } catch (e) {
         throw genericError(`Could not open '${filename}': ${isQmpError(e) ? e.desc : String(e)}`);
       }

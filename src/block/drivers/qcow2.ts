@@ -112,12 +112,14 @@ export const qcow2Driver: DriverDef = {
       throw e;
     }
     img.setBacking(backingReader(node));
+    // bs->auto_backing_file: the resolved name when the backing was opened from the header,
+    // else the header string as written (so a relative name never equals a backing's
+    // filename: QEMU then prints json: filenames); commit/stream rewrite it with the header.
+    let autoBacking = node.backing && !("backing" in ctx.options) ? node.backing.node.driver.filename() : (img.backingFile ?? "");
     // QEMU prints a json: filename when the backing child is not the one the header names.
     const plainFilename = () => {
-      const hdr = img.backingFile;
       const b = node.backing?.node;
-      if (!hdr) return !b;
-      return !!b && b.driver.filename() === resolveBackingPath(fileEdge.node.driver.filename(), hdr);
+      return b ? b.driver.filename() === autoBacking : autoBacking === "";
     };
 
     const driver: NodeDriver & { image(): Qcow2Image } = {
@@ -186,7 +188,10 @@ export const qcow2Driver: DriverDef = {
       backingChanged() {
         img.setBacking(backingReader(node));
       },
-      changeBackingFile: (name, format) => img.setBackingFile(name, format),
+      async changeBackingFile(name, format) {
+        await img.setBackingFile(name, format);
+        autoBacking = name ?? "";
+      },
       async reopen(readOnly: boolean) {
         await img.flush();
         img = await openImage(readOnly);

@@ -201,7 +201,11 @@ export class Graph {
       }
       if (check) this.checkNode(node, perm, shared, permsOf);
       cumulative.set(node, [perm, shared]);
-      for (const c of node.children) edges.set(c, node.childPerms(c, perm, shared));
+      for (const c of node.children) {
+        const [p, s] = node.childPerms(c, perm, shared);
+        // bdrv_child_perm: a force-share child lets everyone in.
+        edges.set(c, [p, c.node.common.forceShare ? PERM_ALL : s]);
+      }
     }
     return { edges, cumulative };
   }

@@ -214,6 +214,7 @@ export class BlockLayer {
       cacheDirect: opts.common.cacheDirect,
       cacheNoFlush: opts.common.cacheNoFlush,
       autoReadOnly: opts.common.autoReadOnly,
+      forceShare: opts.common.forceShare,
       // Lower layers get discard=unmap: the format above decides what to pass down.
       discard: "unmap",
     };
@@ -226,6 +227,7 @@ export class BlockLayer {
     try {
       if (def.primaryChild) primary = await openRef(def.primaryChild.key, opts.specific[def.primaryChild.key]);
       this.assignName(node, opts.common.nodeName);
+      if (opts.common.forceShare && !node.readOnly) throw genericError("force-share=on can only be used with read-only images");
       if (opts.common.detectZeroes === "unmap" && opts.common.discard !== "unmap") {
         throw genericError("setting detect-zeroes to unmap is not allowed without setting discard operation to unmap");
       }

@@ -203,7 +203,7 @@ export function visitBlockdevOptions(
       cacheNoFlush: cache["no-flush"] ?? inherited?.cacheNoFlush ?? false,
       readOnly: (base["read-only"] as boolean | undefined) ?? inherited?.readOnly,
       autoReadOnly: (base["auto-read-only"] as boolean | undefined) ?? inherited?.autoReadOnly ?? false,
-      forceShare: (base["force-share"] as boolean | undefined) ?? false,
+      forceShare: (base["force-share"] as boolean | undefined) ?? inherited?.forceShare ?? false,
       detectZeroes: (base["detect-zeroes"] as CommonOptions["detectZeroes"]) ?? "off",
     },
     specific,

@@ -5,6 +5,7 @@ import { isQmpError, genericError } from "../../core/error.ts";
 import { ioError } from "../../image/errors.ts";
 import type { DriverDef, NodeDriver } from "../driver.ts";
 import { FileLocks } from "../locks.ts";
+import { PERM_ALL } from "../perms.ts";
 
 const ZERO = new Uint8Array(1 << 20);
 
@@ -85,12 +86,12 @@ export function fileDriver(locks: FileLocks): DriverDef {
           store = next;
         },
         checkPerm(perm, shared) {
-          if (holder) locks.check(key, holder, perm, shared);
+          if (holder) locks.check(key, holder, perm, ctx.node.common.forceShare ? PERM_ALL : shared);
         },
         setPerm(perm, shared) {
           if (holder) {
             holder.perm = perm;
-            holder.shared = shared;
+            holder.shared = ctx.node.common.forceShare ? PERM_ALL : shared;
           }
         },
       };

@@ -46,14 +46,20 @@ function badType(path: string, t: FieldType): never {
 const KEYVAL_TRUE = new Set(["on", "yes", "true", "y"]);
 const KEYVAL_FALSE = new Set(["off", "no", "false", "n"]);
 
+/** The keyval visitor's integers (qemu_strtoi64, base 0) and sizes (qemu_strtosz), with its texts. */
 function parseKeyvalNumber(path: string, s: string, size: boolean): number {
-  const m = /^(0x[0-9a-f]+|\d+(?:\.\d+)?)([kmgtpe]?)b?$/i.exec(s.trim());
-  if (!m || (!size && m[2])) {
-    throw genericError(size ? `Parameter '${path}' expects a non-negative number below 2^64` : `Parameter '${path}' expects an integer`);
+  if (!size) {
+    const m = /^(-?)(0x[0-9a-f]+|0[0-7]*|[1-9]\d*)$/i.exec(s.trim());
+    if (!m) throw genericError(`Parameter '${path}' expects integer`);
+    const t = m[2]!.toLowerCase();
+    const v = t.startsWith("0x") ? parseInt(t, 16) : t.length > 1 && t.startsWith("0") ? parseInt(t, 8) : Number(t);
+    return m[1] ? -v : v;
   }
-  const base = m[1]!.startsWith("0x") ? parseInt(m[1]!, 16) : Number(m[1]);
+  const m = /^(0x[0-9a-f]+|\d+(?:\.\d+)?)([kmgtpe]?)b?$/i.exec(s.trim());
+  if (!m) throw genericError(`Parameter '${path}' expects size`);
+  const base = m[1]!.toLowerCase().startsWith("0x") ? parseInt(m[1]!, 16) : Number(m[1]);
   const shift = m[2] ? "kmgtpe".indexOf(m[2].toLowerCase()) + 1 : 0;
-  return base * 2 ** (10 * shift);
+  return Math.floor(base * 2 ** (10 * shift));
 }
 
 function toNumber(v: unknown): number | undefined {

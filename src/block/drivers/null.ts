@@ -8,7 +8,7 @@ export function nullDriver(name: "null-co" | "null-aio"): DriverDef {
     kind: "protocol",
     strongOptions: ["size", "read-zeroes"],
     fields: {
-      size: { type: "size" },
+      size: { type: "int" },
       "latency-ns": { type: "int" },
       "read-zeroes": { type: "bool" },
     },

@@ -343,26 +343,60 @@ export async function qemuIoCommand(layer: BlockLayer, t: IoTarget, line: string
   return "";
 }
 
-/** Splits the HMP argument line `[-d] DEVICE "COMMAND"` (the command may be unquoted). */
-export function parseQemuIoHmpArgs(argLine: string): { qdev: boolean; device: string; command: string } | null {
-  let rest = argLine.trim();
+/**
+ * The HMP argument parser for "qdev:-d,device:B,command:s": an optional
+ * -d, a word, then a word or a double-quoted string with backslash escapes.
+ * Returns the parts, or QEMU's complaint.
+ */
+export function parseQemuIoHmpArgs(argLine: string): { qdev: boolean; device: string; command: string } | { error: string } {
+  let i = 0;
+  const skip = () => {
+    while (i < argLine.length && /\s/.test(argLine[i]!)) i++;
+  };
+  const word = () => {
+    const start = i;
+    while (i < argLine.length && !/\s/.test(argLine[i]!)) i++;
+    return argLine.slice(start, i);
+  };
+  skip();
   let qdev = false;
-  if (/^-d(\s|$)/.test(rest)) {
+  if (argLine.startsWith("-d", i) && (i + 2 === argLine.length || /\s/.test(argLine[i + 2]!))) {
     qdev = true;
-    rest = rest.slice(2).trim();
+    i += 2;
+    skip();
   }
-  const m = /^(\S+)\s*(.*)$/s.exec(rest);
-  if (!m) return null;
-  let command = m[2]!.trim();
-  const q = /^"((?:[^"\\]|\\.)*)"$/s.exec(command) ?? /^'([^']*)'$/s.exec(command);
-  if (q) command = q[1]!.replace(/\\(.)/g, "$1");
-  return { qdev, device: m[1]!, command };
+  const device = word();
+  if (!device) return { error: "block device name expected" };
+  skip();
+  let command = "";
+  if (argLine[i] === '"') {
+    i++;
+    const escapes: Record<string, string> = { n: "\n", r: "\r", "\\": "\\", "'": "'", '"': '"' };
+    for (;;) {
+      const c = argLine[i];
+      if (c === undefined) return { error: "unterminated string" };
+      i++;
+      if (c === '"') break;
+      if (c === "\\") {
+        const e = escapes[argLine[i] ?? ""];
+        if (e === undefined) return { error: `unsupported escape code: '\\${argLine[i] ?? ""}'` };
+        command += e;
+        i++;
+      } else command += c;
+    }
+  } else {
+    command = word();
+    if (!command) return { error: "string expected" };
+  }
+  skip();
+  if (i < argLine.length) return { error: "extraneous characters at the end of line" };
+  return { qdev, device, command };
 }
 
 /** HMP `qemu-io`: lookup, run, and QEMU's "Error: ..." for lookup failures. */
 export async function hmpQemuIo(layer: BlockLayer, argLine: string, log: (s: string) => void): Promise<string> {
   const a = parseQemuIoHmpArgs(argLine);
-  if (!a) return "";
+  if ("error" in a) return `qemu-io: ${a.error}\nTry "help qemu-io" for more information\n`;
   let t: IoTarget;
   try {
     t = openIoTarget(layer, a.device, { qdev: a.qdev });

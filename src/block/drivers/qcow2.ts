@@ -6,6 +6,11 @@
 import { genericError, isQmpError } from "../../core/error.ts";
 import type { ByteStore, DiskReader } from "../../image/types.ts";
 import { openQcow2, type CorruptionInfo, type Qcow2Image } from "../../image/qcow2/image.ts";
+import { createCompressPool, type CompressPool } from "../../image/compress-pool.ts";
+
+/** One worker pool for every qcow2 node's compressed writes (backup compress), made on first use. */
+let compressPool: CompressPool | undefined;
+const compressor = (clusters: Uint8Array[]) => (compressPool ??= createCompressPool()).compress(clusters);
 import type { DriverDef, DriverImageInfo, NodeDriver } from "../driver.ts";
 import type { BdrvChild, BlockNode } from "../node.ts";
 
@@ -94,7 +99,7 @@ export const qcow2Driver: DriverDef = {
       data.fatal = c.fatal;
       ctx.emit("BLOCK_IMAGE_CORRUPTED", data);
     };
-    const openImage = (readOnly: boolean) => openQcow2(store, { readOnly, backing: backingReader(node), l2CacheBytes, onCorruption });
+    const openImage = (readOnly: boolean) => openQcow2(store, { readOnly, backing: backingReader(node), l2CacheBytes, onCorruption, compressor });
     let img: Qcow2Image = await openImage(node.readOnly);
     try {
       if ("backing" in ctx.options) {

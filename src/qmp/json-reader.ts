@@ -69,8 +69,10 @@ const T_STRING = 109;
 
 interface Token {
   type: number;
-  /** Raw bytes for strings, text for numbers and keywords. */
-  raw?: Uint8Array | string;
+  /** Text of numbers and keywords; the decoded value of strings. */
+  raw?: string;
+  /** A string token that does not decode: the parser reports this if it reaches it. */
+  bad?: string;
 }
 
 const STRUCTURAL: Record<number, number> = {
@@ -96,7 +98,7 @@ export class JsonReader {
   private pos = 0;
   private state = S_START;
   /** Bytes of the token being lexed. */
-  private tok = new Uint8Array(256);
+  private tok: Buffer = Buffer.allocUnsafe(256);
   private tokLen = 0;
   // streamer state
   private tokens: Token[] = [];
@@ -153,7 +155,7 @@ export class JsonReader {
 
   private append(c: number): void {
     if (this.tokLen === this.tok.length) {
-      const bigger = new Uint8Array(this.tok.length * 2);
+      const bigger = Buffer.allocUnsafe(this.tok.length * 2);
       bigger.set(this.tok);
       this.tok = bigger;
     }
@@ -264,12 +266,14 @@ export class JsonReader {
 
   private finishToken(type: number): void {
     const len = this.tokLen;
-    let raw: Uint8Array | string;
-    if (type === T_STRING) raw = this.tok.slice(0, len);
-    else raw = latin1(this.tok, 0, len);
     this.tokLen = 0;
     this.state = S_START;
-    this.process(type, raw, len);
+    if (type === T_STRING) {
+      // Decoded now (no copy of the bytes); an error is only reported if the
+      // parser gets to this token, so error precedence is QEMU's.
+      const r = decodeString(this.tok, len);
+      this.process(type, r.value, len, r.error);
+    } else this.process(type, latin1(this.tok, 0, len), len);
   }
 
   private token(type: number): void {
@@ -277,7 +281,7 @@ export class JsonReader {
   }
 
   /** The streamer: groups tokens into messages and enforces the limits. */
-  private process(type: number, raw: Uint8Array | string | undefined, len: number): void {
+  private process(type: number, raw: string | undefined, len: number, bad?: string): void {
     switch (type) {
       case T_LCURLY: this.braces++; break;
       case T_RCURLY: this.braces--; break;
@@ -287,7 +291,7 @@ export class JsonReader {
     if (this.tokenBytes + len + 1 > JSON_LIMITS.maxTokenBytes) return this.emitError("JSON token size limit exceeded");
     if (this.tokens.length + 1 > JSON_LIMITS.maxTokens) return this.emitError("JSON token count limit exceeded");
     if (this.braces + this.brackets > JSON_LIMITS.maxNesting) return this.emitError("JSON nesting depth limit exceeded");
-    this.tokens.push(raw === undefined ? { type } : { type, raw });
+    this.tokens.push(bad !== undefined ? { type, bad } : raw === undefined ? { type } : { type, raw });
     this.tokenBytes += len;
     if ((this.braces > 0 || this.brackets > 0) && this.braces >= 0 && this.brackets >= 0) return;
     const tokens = this.tokens;
@@ -313,10 +317,13 @@ export class JsonReader {
   }
 }
 
+type Latin1Slicer = { latin1Slice?: (start: number, end: number) => string };
+
+/** Bytes (ASCII in practice) as a string; Buffer's native slice is the fast path. */
 function latin1(bytes: Uint8Array, start: number, end: number): string {
-  let s = "";
-  for (let i = start; i < end; i++) s += String.fromCharCode(bytes[i]!);
-  return s;
+  const fast = (bytes as Latin1Slicer).latin1Slice;
+  if (fast) return fast.call(bytes, start, end);
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1", start, end);
 }
 
 const INT64_MIN = -(2n ** 63n);
@@ -353,9 +360,12 @@ class Parser {
     switch (t.type) {
       case T_LCURLY: return this.object();
       case T_LSQUARE: return this.array();
-      case T_INTEGER: this.i++; return integerValue(t.raw as string);
-      case T_FLOAT: this.i++; return floatValue(t.raw as string);
-      case T_STRING: this.i++; return decodeString(t.raw as Uint8Array, (m) => this.fail(m));
+      case T_INTEGER: this.i++; return integerValue(t.raw!);
+      case T_FLOAT: this.i++; return floatValue(t.raw!);
+      case T_STRING:
+        this.i++;
+        if (t.bad !== undefined) this.fail(t.bad);
+        return t.raw!;
       case T_KEYWORD: {
         this.i++;
         const kw = t.raw as string;
@@ -493,10 +503,25 @@ const SIMPLE_ESCAPES: Record<number, string> = {
   0x22: '"', 0x27: "'", 0x5c: "\\", 0x2f: "/", 0x62: "\b", 0x66: "\f", 0x6e: "\n", 0x72: "\r", 0x74: "\t",
 };
 
-/** A string token (quotes included) to its value, with QEMU's checks and texts. */
-function decodeString(tok: Uint8Array, fail: (msg: string) => never): string {
+class StringError {
+  constructor(readonly message: string) {}
+}
+
+/** A string token (quotes included) to its value, or QEMU's error text for it. */
+function decodeString(tok: Uint8Array, len: number): { value?: string; error?: string } {
+  try {
+    return { value: decodeStringOrThrow(tok, len) };
+  } catch (e) {
+    if (e instanceof StringError) return { error: e.message };
+    throw e;
+  }
+}
+
+function decodeStringOrThrow(tok: Uint8Array, end: number): string {
+  const fail = (msg: string): never => {
+    throw new StringError(msg);
+  };
   const quote = tok[0]!;
-  const end = tok.length; // the closing quote is at end - 1
   // Fast path: printable ASCII without escapes.
   let simple = true;
   for (let i = 1; i < end - 1; i++) {

@@ -27,20 +27,26 @@ export function qdictBucket(key: string): number {
   return b;
 }
 
-const orderCache = new Map<string, string[]>();
-
-/** Keys of `obj` in the order QEMU would print them (insertion order in, QDict order out). */
+/**
+ * Keys in the order QEMU would print them, given insertion order: by QDict
+ * bucket, and within a bucket the most recently inserted first.
+ */
 export function qdictOrder(keys: string[]): string[] {
-  if (keys.length < 2) return keys;
-  const sig = keys.join("\0");
-  let order = orderCache.get(sig);
-  if (order) return order;
-  order = keys
-    .map((k, i) => ({ k, i, b: qdictBucket(k) }))
-    .sort((x, y) => x.b - y.b || y.i - x.i)
-    .map((e) => e.k);
-  if (orderCache.size < 10_000) orderCache.set(sig, order);
-  return order;
+  const n = keys.length;
+  if (n < 2) return keys;
+  const buckets = keys.map(qdictBucket);
+  const idx = keys.map((_, i) => i);
+  // Insertion sort: argument and reply objects are small.
+  for (let i = 1; i < n; i++) {
+    const cur = idx[i]!;
+    let j = i - 1;
+    while (j >= 0 && (buckets[idx[j]!]! > buckets[cur]! || (buckets[idx[j]!] === buckets[cur] && idx[j]! < cur))) {
+      idx[j + 1] = idx[j]!;
+      j--;
+    }
+    idx[j + 1] = cur;
+  }
+  return idx.map((i) => keys[i]!);
 }
 
 /** The exact decimal digits of a finite positive double and the power of ten of the last digit. */
@@ -171,20 +177,29 @@ function writeValue(v: unknown, pretty: boolean, depth: number): string {
       if (typeof (obj as { toJSON?: unknown }).toJSON === "function") {
         return writeValue((obj as { toJSON(): unknown }).toJSON(), pretty, depth);
       }
-      const keys = qdictOrder(Object.keys(obj).filter((k) => obj[k] !== undefined));
+      let keys = Object.keys(obj);
+      if (keys.length > 1) keys = qdictOrder(keys);
       if (!pretty) {
         let out = "{";
+        let first = true;
         for (let i = 0; i < keys.length; i++) {
           const k = keys[i]!;
-          out += (i ? ", " : "") + quoteString(k) + ": " + writeValue(obj[k], false, 0);
+          const val = obj[k];
+          if (val === undefined) continue; // an absent optional member
+          out += (first ? "" : ", ") + quoteString(k) + ": " + writeValue(val, false, 0);
+          first = false;
         }
         return out + "}";
       }
       const inner = "\n" + " ".repeat((depth + 1) * 4);
       let out = "{";
+      let first = true;
       for (let i = 0; i < keys.length; i++) {
         const k = keys[i]!;
-        out += (i ? "," : "") + inner + quoteString(k) + ": " + writeValue(obj[k], true, depth + 1);
+        const val = obj[k];
+        if (val === undefined) continue;
+        out += (first ? "" : ",") + inner + quoteString(k) + ": " + writeValue(val, true, depth + 1);
+        first = false;
       }
       return out + "\n" + " ".repeat(depth * 4) + "}";
     }

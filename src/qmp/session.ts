@@ -75,7 +75,9 @@ export class QmpSession {
   private suspended = false;
   private pumping = false;
   private closed = false;
-  private out: string[] = [];
+  /** Output waiting for the end of this turn; always ASCII (the writer escapes). */
+  private out: Buffer = Buffer.allocUnsafe(16 * 1024);
+  private outLen = 0;
   private flushScheduled = false;
   private readonly closeListeners: (() => void)[] = [];
   readonly pretty: boolean;
@@ -277,7 +279,13 @@ export class QmpSession {
   /** Coalesces all lines produced in one turn into a single transport write. */
   private write(line: string): void {
     if (this.closed) return;
-    this.out.push(line);
+    const need = this.outLen + line.length;
+    if (need > this.out.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(need, this.out.length * 2));
+      this.out.copy(bigger, 0, 0, this.outLen);
+      this.out = bigger;
+    }
+    this.outLen += this.out.write(line, this.outLen, "latin1");
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       queueMicrotask(() => this.flush());
@@ -286,9 +294,11 @@ export class QmpSession {
 
   flush(): void {
     this.flushScheduled = false;
-    if (this.closed || this.out.length === 0) return;
-    const data = this.out.length === 1 ? this.out[0]! : this.out.join("");
-    this.out = [];
+    if (this.closed || this.outLen === 0) return;
+    const data = this.out.subarray(0, this.outLen);
+    // The transport may keep the bytes; continue in a fresh buffer.
+    this.out = Buffer.allocUnsafe(Math.max(16 * 1024, Math.min(this.out.length, 1 << 20)));
+    this.outLen = 0;
     this.transport.write(data);
   }
 
@@ -303,7 +313,7 @@ export class QmpSession {
   private disconnected(): void {
     if (this.closed) return;
     this.closed = true;
-    this.out = [];
+    this.outLen = 0;
     this.queue.length = 0;
     this.reader.reset();
     for (const fn of this.closeListeners.splice(0)) fn();

@@ -15,6 +15,7 @@ beforeAll(() => {
   sh(`qemu-img create -q -f qcow2 src.qcow2 16M && qemu-io -f qcow2 -c "write -P 0xab 0 4M" -c "write -P 0xcd 8M 1M" src.qcow2 >/dev/null`, d.dir);
   sh(`qemu-img create -q -f qcow2 base.qcow2 16M && qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 top.qcow2`, d.dir);
   sh(`qemu-img create -q -f qcow2 -o compat=0.10 old.qcow2 1M && qemu-img create -q -f raw r.raw 1M`, d.dir);
+  sh(`qemu-img create -q -f qcow2 -o cluster_size=512 c512.qcow2 1M && qemu-img create -q -f qcow2 -o cluster_size=2M c2m.qcow2 8M`, d.dir);
   sh(`qemu-img create -q -f qcow2 gone.qcow2 1M && qemu-img create -q -f qcow2 -b gone.qcow2 -F qcow2 ovgone.qcow2 && rm gone.qcow2`, d.dir);
   sh(`qemu-img create -q -f qcow2 -b r.raw -F raw ovraw.qcow2`, d.dir);
 });
@@ -149,6 +150,11 @@ describe.skipIf(!hasQemuSystem)("differential against QEMU 7.2", () => {
       ["block-dirty-bitmap-add", { node: "n", name: "nb" }],
       ["block-dirty-bitmap-add", { node: "old", name: "v2", persistent: true }],
       ["block-dirty-bitmap-add", { node: "old", name: "v2", granularity: 4096 }],
+      ["block-dirty-bitmap-add", { node: "c512", name: "d" }],
+      ["block-dirty-bitmap-add", { node: "c2m", name: "d" }],
+      ["block-dirty-bitmap-add", { node: "c2m", name: "p", persistent: true }],
+      ["block-dirty-bitmap-add", { node: "rawf", name: "d" }],
+      ["block-dirty-bitmap-add", { node: "c512", name: "big", granularity: 2 ** 31 }],
       ["hmp qemu-io drive0 \"write -P 0x11 0 64k\""],
       ["hmp qemu-io src \"write -P 0x22 1M 130k\""],
       ["hmp qemu-io drive0 \"write -z 5M 1k\""],
@@ -173,7 +179,13 @@ describe.skipIf(!hasQemuSystem)("differential against QEMU 7.2", () => {
     ];
     const r = await both(steps, {
       drive: [`if=none,id=drive0,file=${F("src.qcow2")},format=qcow2,node-name=src`],
-      blockdev: ["driver=null-co,node-name=n,size=4194304", `driver=qcow2,node-name=old,file.driver=file,file.filename=${F("old.qcow2")}`],
+      blockdev: [
+        "driver=null-co,node-name=n,size=4194304",
+        `driver=qcow2,node-name=old,file.driver=file,file.filename=${F("old.qcow2")}`,
+        `driver=qcow2,node-name=c512,file.driver=file,file.filename=${F("c512.qcow2")}`,
+        `driver=qcow2,node-name=c2m,read-only=on,file.driver=file,file.filename=${F("c2m.qcow2")}`,
+        `driver=file,node-name=rawf,filename=${F("r.raw")}`,
+      ],
     });
     expectSame(r, steps);
   });

@@ -6,5 +6,7 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 30_000,
     pool: "forks",
+    // Builds dist/qmpemu once if it is missing or older than src/ (end-to-end tests run it).
+    globalSetup: ["test/global-setup.ts"],
   },
 });

@@ -12,7 +12,7 @@
 import { CliError } from "./errors.ts";
 import { type Chardev, parseChardevOption, parseLegacyChardev } from "./chardev.ts";
 import { parseBlockdevArg, parseKeyval } from "./keyval.ts";
-import { checkKeys, optBool, optGet, parseOnOff, parseQemuOpts, type QemuOpts } from "./qemu-opts.ts";
+import { checkKeys, optBool, optGet, parseOnOff, parseQemuOpts, withWarnings, type QemuOpts } from "./qemu-opts.ts";
 import * as help from "./help.ts";
 
 export type Personality = "system" | "storage-daemon";
@@ -51,7 +51,8 @@ export interface CliConfig {
 }
 
 export type ParseOutcome =
-  | { kind: "run"; config: CliConfig }
+  /** `warnings`: text for stderr (deprecated short forms), possibly empty. */
+  | { kind: "run"; config: CliConfig; warnings: string }
   | { kind: "exit"; code: number; stdout?: string; stderr?: string };
 
 /** Something the parser wants to print and exit with (help queries). */
@@ -433,10 +434,12 @@ export function parseCommandLine(argv0: string, args: readonly string[]): ParseO
   const personality = personalityOf(argv0, args);
   const cfg = emptyConfig(prog, personality);
   const steps = personality === "system" ? systemSteps(prog, args) : storageDaemonSteps(prog, args);
+  const stderr: string[] = [];
   try {
     for (const step of steps) {
       try {
-        step.def.apply?.(cfg, step.value, step.origin);
+        const { warnings } = withWarnings(() => step.def.apply?.(cfg, step.value, step.origin));
+        for (const w of warnings) stderr.push(`${prog}: ${step.origin}: ${w}\n`);
       } catch (e) {
         if (e instanceof UnlocatedError) throw new LocatedExit(`${prog}: ${e.message}`);
         if (e instanceof CliError) throw new LocatedExit(e.format(`${prog}: ${step.origin}: `));
@@ -447,10 +450,10 @@ export function parseCommandLine(argv0: string, args: readonly string[]): ParseO
   } catch (e) {
     if (e instanceof EarlyExit) {
       const text = e.stdout || (personality === "system" ? help.systemUsage(prog) : help.storageDaemonUsage(prog));
-      return { kind: "exit", code: 0, stdout: text };
+      return { kind: "exit", code: 0, stdout: text, stderr: stderr.join("") || undefined };
     }
-    if (e instanceof LocatedExit) return { kind: "exit", code: 1, stderr: e.text + "\n" };
+    if (e instanceof LocatedExit) return { kind: "exit", code: 1, stderr: stderr.join("") + e.text + "\n" };
     throw e;
   }
-  return { kind: "run", config: cfg };
+  return { kind: "run", config: cfg, warnings: stderr.join("") };
 }

@@ -45,6 +45,28 @@ function splitPair(item: string): [string, string | undefined] {
   return eq < 0 ? [item, undefined] : [item.slice(0, eq), item.slice(eq + 1)];
 }
 
+/**
+ * Warnings raised while parsing (short-form booleans), collected by the
+ * caller around a synchronous parse: see withWarnings().
+ */
+let warningSink: string[] | undefined;
+
+/** Runs `fn`, returning what it returned plus the warnings QemuOpts parsing raised. */
+export function withWarnings<T>(fn: () => T): { value: T; warnings: string[] } {
+  const outer = warningSink;
+  const warnings: string[] = [];
+  warningSink = warnings;
+  try {
+    return { value: fn(), warnings };
+  } finally {
+    warningSink = outer;
+  }
+}
+
+function shortForm(item: string, key: string, value: string): void {
+  warningSink?.push(`warning: short-form boolean option '${item}' deprecated\nPlease use ${key}=${value} instead`);
+}
+
 export function parseQemuOpts(text: string, impliedKey?: string): QemuOpts {
   const pairs: [string, string][] = [];
   let help = false;
@@ -60,8 +82,10 @@ export function parseQemuOpts(text: string, impliedKey?: string): QemuOpts {
     } else if (i === 0 && impliedKey) {
       pairs.push([impliedKey, key]);
     } else if (key.startsWith("no") && key.length > 2) {
+      shortForm(key, key.slice(2), "off");
       pairs.push([key.slice(2), "off"]);
     } else {
+      shortForm(key, key, "on");
       pairs.push([key, "on"]);
     }
   });

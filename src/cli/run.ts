@@ -230,6 +230,7 @@ export async function run(argv0: string, args: string[], io: ProcessIo, self: Se
     return parsed.code;
   }
   const cfg = parsed.config;
+  if (parsed.warnings) io.stderr(parsed.warnings);
   if (cfg.daemonize && !isDaemonChild()) return spawnDaemon(self.command, self.args, argv0);
   if (cfg.demo) applyDemo(cfg, process.cwd());
 

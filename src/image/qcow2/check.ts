@@ -294,7 +294,7 @@ export async function checkQcow2(store: ByteStore, opts: { repair?: RepairMode }
   const { leaked, short } = await compare(s, store);
   const copied = await copiedMismatches(s, store);
   if (!opts.repair || (leaked.length === 0 && short.length === 0 && copied.length === 0)) {
-    if (opts.repair && s.h.incompatible & BigInt(INCOMPAT.CORRUPT)) await clearIncompat(store, s.h, INCOMPAT.CORRUPT | INCOMPAT.DIRTY);
+    if (opts.repair && s.result.corruptions === 0) await clearIncompat(store, s.h, INCOMPAT.CORRUPT | INCOMPAT.DIRTY);
     return s.result;
   }
   const before = s.result;

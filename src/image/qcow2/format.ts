@@ -87,6 +87,7 @@ export function encodeCompressed(offset: number, length: number, clusterBits: nu
   return { hi: Number(entry >> 32n), lo: Number(entry & 0xffffffffn) };
 }
 
+/** C's "%#x": "0x1f", but plain "0" for zero (as in QEMU's messages). */
 export function hex(n: number): string {
-  return "0x" + n.toString(16);
+  return n === 0 ? "0" : "0x" + n.toString(16);
 }

@@ -451,7 +451,11 @@ export class BlockLayer {
       for (const c of n.children) walk(c.node);
     };
     walk(to);
-    return from.parents.filter((e) => !(e.parentNode && below.has(e.parentNode)));
+    return from.parents.filter((e) => {
+      if (e.parentNode) return !below.has(e.parentNode);
+      // Jobs hold their nodes where they are (child_job's stay_at_node); backends move.
+      return (e.parent as ExternalParent).kind !== "block-job";
+    });
   }
 
   /** Every parent of `from` now uses `to` (bdrv_replace_node). */
@@ -464,12 +468,13 @@ export class BlockLayer {
     this.replaceNode(below, filter);
   }
 
-  /** Undo insertFilter: parents go back to the filtered node and the filter closes. */
+  /** Undo insertFilter: parents (but jobs) go back to the filtered node; the filter closes once unused. */
   async removeFilter(filter: BlockNode): Promise<void> {
     const child = filter.filtered?.node;
     if (child) this.replaceNode(filter, child);
     filter.monitorOwned = false;
-    await this.graph.close(filter);
+    // A job still holding the filter keeps it alive; it closes when the job lets go.
+    await this.graph.closeIfOrphan(filter);
   }
 
   /** Makes `backing` the backing child of `node` (null: none). */

@@ -4,7 +4,7 @@
  * external users' permissions, write notifiers, bitmap successors, reopen.
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { BlockLayer, type BlockNode, type DriverDef, type ExternalParent, Perm, PERM_ALL } from "../../src/block/index.ts";
+import { BlockBackend, BlockLayer, type BlockNode, type DriverDef, type ExternalParent, Perm, PERM_ALL } from "../../src/block/index.ts";
 import { bitmapAdd, bitmapClear, bitmapDisable, bitmapMerge } from "../../src/block/bitmap-ops.ts";
 import { RealClock } from "../../src/core/clock.ts";
 import { EventBus } from "../../src/core/events.ts";
@@ -63,17 +63,21 @@ describe("graph changes", () => {
   it("insertFilter moves parents up, removeFilter moves them back", async () => {
     const src = await nullNode("s");
     const userEdge = layer.attachUser(job("j"), src, "main", Perm.CONSISTENT_READ, PERM_ALL);
+    const blk = new BlockBackend("drive0");
+    const blkEdge = layer.attachUser(blk, src, "root", Perm.CONSISTENT_READ, PERM_ALL);
     const filter = await layer.openNode({ driver: "test-filter", "node-name": "flt", file: "s" }, { allowInternal: true });
     layer.insertFilter(filter, src);
-    expect(userEdge.node).toBe(filter);
-    expect(src.parents.map((p) => p.describeParent())).toEqual(["node 'flt'"]);
+    // Backends follow the graph change, jobs stay on the node they hold (stay_at_node).
+    expect(blkEdge.node).toBe(filter);
+    expect(userEdge.node).toBe(src);
+    expect(src.parents.map((p) => p.describeParent())).toEqual(["node 'flt'", "backup job 'j'"]);
     expect(layer.isRoot(src)).toBe(false);
     // Writing the filtered node directly now conflicts with the filter.
     expect(() => layer.attachUser(job("w"), src, "w", Perm.WRITE, PERM_ALL)).toThrow(
       "Permission conflict on node 's': permissions 'write' are both required by backup job 'w' (uses node 's' as 'w' child) and unshared by node 'flt' (uses node 's' as 'file' child).",
     );
     await layer.removeFilter(filter);
-    expect(userEdge.node).toBe(src);
+    expect(blkEdge.node).toBe(src);
     expect(layer.findNode("flt")).toBeUndefined();
     expect(layer.isRoot(src)).toBe(false); // the job still holds it
     await layer.detachUser(userEdge);
@@ -83,7 +87,7 @@ describe("graph changes", () => {
   it("replaceNode keeps the replacement's own subtree out of the move", async () => {
     const a = await nullNode("a");
     const b = await layer.openNode({ driver: "test-filter", "node-name": "b", file: "a" }, { allowInternal: true });
-    const user = layer.attachUser(job("j"), a, "x", 0, PERM_ALL);
+    const user = layer.attachUser(new BlockBackend("d"), a, "root", 0, PERM_ALL);
     layer.replaceNode(a, b);
     expect(user.node).toBe(b);
     expect(b.filtered!.node).toBe(a);

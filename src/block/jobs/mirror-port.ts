@@ -25,7 +25,7 @@ export interface SyncJobSpec {
 export interface SyncJobHooks {
   run(rt: JobRuntime): Promise<void>;
   /** job-complete; absent: the job cannot be completed. */
-  complete?(): void | Promise<void>;
+  complete?(): void;
   /** Whether a cancel is a real (force) cancel; default: always. */
   cancel?(force: boolean): boolean;
   prepare?(): void | Promise<void>;

@@ -440,9 +440,8 @@ export class MirrorJob {
   // ---- verbs --------------------------------------------------------------
 
   /** mirror_complete (job-complete / block-job-complete). */
-  async complete(): Promise<void> {
+  complete(): void {
     if (!this.synced) throw genericError(`The active block job '${this.job.id}' cannot be completed`);
-    if (this.p.backingMode === "open-chain") await this.openTargetBacking();
     if (this.p.replaces !== undefined && !this.toReplace) {
       const n = this.layer.findNode(this.p.replaces);
       if (!n) throw genericError(`Node name '${this.p.replaces}' not found`);
@@ -486,6 +485,7 @@ export class MirrorJob {
     refreshFilterPerms(layer);
     let failure: unknown = null;
     try {
+      if (!abort && this.p.backingMode === "open-chain") await this.openTargetBacking();
       if (!abort && this.p.backingMode === "source-chain") {
         const backing = this.p.mode === "none" ? source : this.p.base;
         const t = skipFilters(target);

@@ -15,6 +15,9 @@ import type { MonitorOptions, Transport } from "./transport.ts";
 /** QMP_REQ_QUEUE_LEN_MAX: in-band requests a monitor queues with OOB on. */
 export const QUEUE_MAX = 8;
 
+/** Output bytes gathered in one turn before they are handed to the transport early. */
+const OUTPUT_HIGH_WATER = 256 * 1024;
+
 export type JsonObject = { [key: string]: JsonValue };
 
 /** What the protocol needs to know about a command. */
@@ -73,6 +76,8 @@ export class QmpSession {
   private negotiated = false;
   private oobEnabled = false;
   private suspended = false;
+  /** The transport's output buffer is full: stop reading until it drains. */
+  private outputBlocked = false;
   private pumping = false;
   private closed = false;
   /** Output waiting for the end of this turn; always ASCII (the writer escapes). */
@@ -96,6 +101,7 @@ export class QmpSession {
     this.chardevId = opts.chardevId;
     transport.onData((chunk) => this.receive(chunk));
     transport.onClose(() => this.disconnected());
+    transport.onDrain?.(() => this.drained());
     this.send({ QMP: { version: greeting.version, capabilities: this.oobCapable ? ["oob"] : [] } });
   }
 
@@ -149,10 +155,12 @@ export class QmpSession {
     if (this.pumping) return;
     this.pumping = true;
     try {
-      while (!this.suspended && !this.closed) {
+      while (!this.suspended && !this.outputBlocked && !this.closed) {
         const item = this.reader.next();
         if (!item) break;
         this.accept(item);
+        // Bound what one burst of input can pile up before it goes out.
+        if (this.outLen > OUTPUT_HIGH_WATER) this.flush();
       }
     } finally {
       this.pumping = false;
@@ -174,13 +182,22 @@ export class QmpSession {
   private suspend(): void {
     if (this.suspended) return;
     this.suspended = true;
-    this.transport.pause();
+    if (!this.outputBlocked) this.transport.pause();
   }
 
   /** Called by the dispatcher when the queue has room again. */
   resume(): void {
     if (!this.suspended || this.closed) return;
     this.suspended = false;
+    if (this.outputBlocked) return;
+    this.transport.resume();
+    this.pump();
+  }
+
+  private drained(): void {
+    if (!this.outputBlocked || this.closed) return;
+    this.outputBlocked = false;
+    if (this.suspended) return;
     this.transport.resume();
     this.pump();
   }
@@ -299,7 +316,10 @@ export class QmpSession {
     // The transport may keep the bytes; continue in a fresh buffer.
     this.out = Buffer.allocUnsafe(Math.max(16 * 1024, Math.min(this.out.length, 1 << 20)));
     this.outLen = 0;
-    this.transport.write(data);
+    if (this.transport.write(data) === false && this.transport.onDrain && !this.outputBlocked) {
+      this.outputBlocked = true;
+      if (!this.suspended) this.transport.pause();
+    }
   }
 
   /** Server side close: flush what is pending, then end the stream. */

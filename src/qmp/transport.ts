@@ -8,7 +8,14 @@
 import type { Socket } from "node:net";
 
 export interface Transport {
-  write(data: string | Uint8Array): void;
+  /**
+   * Sends bytes. May return false, like a Node stream, when its buffer is
+   * full: the monitor then stops reading input until onDrain fires, so a
+   * client that floods without reading cannot grow our memory.
+   */
+  write(data: string | Uint8Array): boolean | void;
+  /** Optional: called when a write that returned false has drained. */
+  onDrain?(cb: () => void): void;
   pause(): void;
   resume(): void;
   /** Flushes what was written, then ends the stream. */
@@ -34,7 +41,8 @@ export interface MonitorOptions {
 export function socketTransport(sock: Socket): Transport {
   sock.setNoDelay?.(true);
   return {
-    write: (data) => void sock.write(data),
+    write: (data) => sock.write(data),
+    onDrain: (cb) => void sock.on("drain", cb),
     pause: () => void sock.pause(),
     resume: () => void sock.resume(),
     close: () => {

@@ -9,7 +9,7 @@
 import type { BlockLayer } from "./index.ts";
 import {
   ensurePerm, errorText, guestDiscard, guestFlush, guestRead, guestWrite, guestWriteCompressed, guestWriteZeroes,
-  openIoTarget, WRITE_PERM, type IoTarget,
+  openIoTarget, RESIZE_PERM, WRITE_PERM, type IoTarget,
 } from "./guest-io.ts";
 import { isQmpError } from "../core/error.ts";
 
@@ -93,7 +93,8 @@ interface CmdDef {
   minArgs: number;
   maxArgs: number; // -1: unlimited
   opts: string;
-  write?: boolean;
+  /** Permissions the command extends the backend with (qemu-io's cmdinfo_t.perm). */
+  perm?: number;
   run(t: IoTarget, flags: Map<string, string | true>, args: string[], log: (s: string) => void, layer: BlockLayer): Promise<void>;
 }
 
@@ -173,7 +174,7 @@ function hexdump(buf: Uint8Array, offset: number): string {
 
 const COMMANDS: Record<string, CmdDef> = {
   write: {
-    minArgs: 2, maxArgs: 2, opts: "bcCfnpP:quz", write: true,
+    minArgs: 2, maxArgs: 2, opts: "bcCfnpP:quz", perm: WRITE_PERM,
     async run(t, flags, args, log) {
       const n = nums(args, log);
       if (n) await doWrite(t, flags, n[0]!, n[1]!, log);
@@ -187,7 +188,7 @@ const COMMANDS: Record<string, CmdDef> = {
     },
   },
   writev: {
-    minArgs: 2, maxArgs: -1, opts: "CfqP:", write: true,
+    minArgs: 2, maxArgs: -1, opts: "CfqP:", perm: WRITE_PERM,
     async run(t, flags, args, log) {
       const n = nums(args, log);
       if (!n) return;
@@ -203,7 +204,7 @@ const COMMANDS: Record<string, CmdDef> = {
     },
   },
   aio_write: {
-    minArgs: 2, maxArgs: -1, opts: "CfiqP:uz", write: true,
+    minArgs: 2, maxArgs: -1, opts: "CfiqP:uz", perm: WRITE_PERM,
     async run(t, flags, args, log, layer) {
       const n = nums(args, log);
       if (!n) return;
@@ -236,7 +237,7 @@ const COMMANDS: Record<string, CmdDef> = {
     },
   },
   discard: {
-    minArgs: 2, maxArgs: 2, opts: "Cq", write: true,
+    minArgs: 2, maxArgs: 2, opts: "Cq", perm: WRITE_PERM,
     async run(t, flags, args, log) {
       const n = nums(args, log);
       if (!n) return;
@@ -282,6 +283,19 @@ const COMMANDS: Record<string, CmdDef> = {
         }
         log(`${cvtstr(len)} (0x${len.toString(16)}) bytes ${first.allocated ? "   " : "not"} allocated at offset ${cvtstr(pos)} (0x${pos.toString(16)})\n`);
         pos += len;
+      }
+    },
+  },
+  truncate: {
+    minArgs: 1, maxArgs: 1, opts: "m:", perm: RESIZE_PERM,
+    async run(t, _f, args, log) {
+      const n = nums(args, log);
+      if (!n) return;
+      try {
+        if (!t.blk.node) throw new Error("No medium found");
+        await t.blk.node.resize(n[0]!);
+      } catch (e) {
+        log(`truncate: ${errorText(e)}\n`);
       }
     },
   },
@@ -331,9 +345,9 @@ export async function qemuIoCommand(layer: BlockLayer, t: IoTarget, line: string
     );
     return "";
   }
-  if (cmd.write) {
+  if (cmd.perm) {
     try {
-      ensurePerm(layer, t, WRITE_PERM);
+      ensurePerm(layer, t, cmd.perm);
     } catch (e) {
       if (isQmpError(e)) return `${e.desc}\n`;
       throw e;

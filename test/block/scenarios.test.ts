@@ -61,6 +61,9 @@ describe.skipIf(!hasQemuSystem)("scenarios against QEMU 7.2", () => {
         ["hmp qemu-io"],
         ["hmp qemu-io -d"],
         ['hmp qemu-io  drive0   "read 0 4k"   '],
+        ['hmp qemu-io drive0 "truncate 20M"'],
+        ['hmp qemu-io drive0 "length"'],
+        ["x-debug-query-block-graph"],
         ["query-named-block-nodes", { flat: true }],
       ],
       post: [

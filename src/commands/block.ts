@@ -21,7 +21,7 @@ import { hmpQemuIo } from "../block/qemu-io.ts";
 import {
   ensurePerm, errorText, guestDiscard, guestFlush, guestRead, guestWrite, guestWriteZeroes, openIoTarget, WRITE_PERM,
 } from "../block/guest-io.ts";
-import { defineCommand, type CommandDef } from "./command.ts";
+import { defineCommand, defineEvent, type CommandDef, type EventDef } from "./command.ts";
 import type { HmpCommand } from "./hmp-command.ts";
 import { alternate, any, array, bool, enumOf, int, optional, str, struct, union } from "./qapi.ts";
 
@@ -121,6 +121,20 @@ export let qemuIoLog: (s: string) => void = (s) => void process.stderr.write(s);
 export function setQemuIoLog(fn: (s: string) => void): void {
   qemuIoLog = fn;
 }
+
+export const events: EventDef[] = [
+  defineEvent(
+    "BLOCK_IMAGE_CORRUPTED",
+    struct("BLOCK_IMAGE_CORRUPTED-data", {
+      device: str(),
+      "node-name": optional(str()),
+      msg: str(),
+      offset: optional(int()),
+      size: optional(int()),
+      fatal: bool(),
+    }),
+  ),
+];
 
 export const commands: CommandDef[] = [
   defineCommand({

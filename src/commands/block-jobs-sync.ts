@@ -14,7 +14,7 @@ import { openDriveMirrorTarget } from "../block/jobs/mirror-target.ts";
 import { backingChainNext, findBackingImage, type OnError } from "../block/jobs/mirror-runtime.ts";
 import { checkStreamNodes, StreamJob } from "../block/jobs/stream.ts";
 import { checkCommitNodes, CommitJob } from "../block/jobs/commit.ts";
-import { createSyncJob, type SyncJobSpec } from "../block/jobs/mirror-port.ts";
+import { createSyncJob, drainedSection, type SyncJobHandle, type SyncJobSpec } from "../block/jobs/mirror-port.ts";
 import { bool, enumOf, int, optional, str, struct } from "./qapi.ts";
 import { defineCommand, type CommandDef } from "./command.ts";
 import type { HmpCommand } from "./hmp-command.ts";
@@ -268,17 +268,21 @@ async function blockStream(emu: Emulator, a: any): Promise<Record<string, never>
       backingFile: a["backing-file"],
       onError: a["on-error"] ?? "report",
       filterNodeName: a["filter-node-name"],
+      drain: (node) => drainedSection(emu, node, job?.id),
     },
     (filter) => {
       job = createSyncJob(emu, jobSpec(a, "stream", deviceName(layer, filter)));
       return job;
     },
   );
-  await job!.start({
+  const handle = job! as SyncJobHandle;
+  handle.start({
     run: (rt) => s.run(rt),
     prepare: () => s.prepare(),
     clean: () => s.clean(),
   });
+  // Nothing to stream: QEMU's coroutine finishes before the command returns.
+  if (!s.hasWork) await handle.job.until((j) => ["pending", "concluded", "null"].includes(j.status));
   return {};
 }
 

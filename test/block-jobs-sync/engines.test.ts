@@ -179,7 +179,7 @@ describe.skipIf(!hasQemu)("mirror engine", () => {
     const atReady = rt.total;
     await guestWrite(guest, 12 << 20, 131072, 0x22); // while ready: copied continuously
     await guestWrite(guest, 0, 512, 0x33);
-    await m.complete();
+    m.complete();
     rt.wake();
     await running;
     expect(rt.total).toBe(rt.current);
@@ -255,7 +255,7 @@ describe.skipIf(!hasQemu)("mirror engine", () => {
     expect(rt.readyAt).toEqual({ current: 0, total: 0 });
     // a write straight to the source node (not through the filter) is tracked too
     await src.write(new Uint8Array(65536).fill(0x55), 1 << 20);
-    await m.complete();
+    m.complete();
     rt.wake();
     await running;
     expect(rt.current).toBe(65536);
@@ -378,7 +378,7 @@ describe.skipIf(!hasQemu)("commit engines", () => {
     await rt.whenReady();
     expect(rt.readyAt).toEqual({ current: 1638400, total: 1638400 });
     await guestWrite(guest, 3 << 20, 4096, 0x77);
-    await m.complete();
+    m.complete();
     rt.wake();
     await running;
     await m.exit(false);

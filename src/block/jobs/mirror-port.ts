@@ -7,11 +7,17 @@
  *                             created → null pair for a negative speed).
  *   handle.start(hooks)       the command committed: the job runs `hooks.run`
  *                             with a JobRuntime; complete/cancel/prepare/
- *                             abort/clean are the driver callbacks.
+ *                             abort/clean become the driver callbacks.
  *   handle.discard()          the command failed after creating the job.
+ *   drainedSection(emu, node) QEMU's bdrv_drained_begin/end on `node`: every
+ *                             other block job holding it or a node above it
+ *                             parks (paused/standby) and resumes.
  */
-import { genericError } from "../../core/error.ts";
 import type { Emulator } from "../../emulator.ts";
+import type { Job, JobDriver } from "../../job/index.ts";
+import type { BlockNode } from "../index.ts";
+import { errnoOf } from "./block-copy.ts";
+import { jobsAbove } from "./common.ts";
 import type { JobRuntime } from "./mirror-runtime.ts";
 
 export interface SyncJobSpec {
@@ -24,7 +30,7 @@ export interface SyncJobSpec {
 
 export interface SyncJobHooks {
   run(rt: JobRuntime): Promise<void>;
-  /** job-complete; absent: the job cannot be completed. */
+  /** job-complete; absent: the job cannot be completed. Throw a QmpError to refuse. */
   complete?(): void;
   /** Whether a cancel is a real (force) cancel; default: always. */
   cancel?(force: boolean): boolean;
@@ -35,10 +41,86 @@ export interface SyncJobHooks {
 
 export interface SyncJobHandle {
   readonly id: string;
-  start(hooks: SyncJobHooks): Promise<void>;
+  readonly job: Job;
+  start(hooks: SyncJobHooks): void;
   discard(): void;
 }
 
-export function createSyncJob(_emu: Emulator, _spec: SyncJobSpec): SyncJobHandle {
-  throw genericError("The job layer is not available");
+/** The job as the copy loops see it. */
+export function jobRuntime(job: Job): JobRuntime {
+  return {
+    get id() {
+      return job.id ?? "";
+    },
+    pausePoint: () => job.pausePoint(),
+    get cancelled() {
+      return job.isCancelled();
+    },
+    get cancelRequested() {
+      return job.cancelRequested();
+    },
+    get ready() {
+      return job.isReady();
+    },
+    setReady: () => job.setReady(),
+    workDone: (n) => job.progress.workDone(n),
+    setRemaining: (n) => job.progress.setRemaining(n),
+    increaseRemaining: (n) => job.progress.increaseRemaining(n),
+    async rateLimit(n) {
+      if (n > 0) job.rateLimitProcessed(n);
+      await job.rateLimitSleep();
+    },
+    sleep: (ms) => job.sleep(ms * 1_000_000),
+    async ioError(op, policy, e) {
+      const action = job.handleIoError(op, policy, errnoOf(e));
+      if (action === "report") throw e;
+      if (action === "stop") await job.pausePoint();
+    },
+  };
+}
+
+export function createSyncJob(emu: Emulator, spec: SyncJobSpec): SyncJobHandle {
+  let hooks: SyncJobHooks | null = null;
+  const driver: JobDriver = {
+    type: spec.type,
+    isBlockJob: true,
+    run: (job) => hooks!.run(jobRuntime(job)),
+    complete(job) {
+      if (!hooks?.complete) throw new Error("unreachable: complete without hook");
+      hooks.complete();
+      // Re-enter the job unless it is paused; a paused one sees the request once resumed.
+      if (!job.paused) job.enter();
+    },
+    cancel: (_job, force) => (hooks?.cancel ? hooks.cancel(force) : true),
+    prepare: () => hooks?.prepare?.(),
+    abort: () => hooks?.abort?.(),
+    clean: () => hooks?.clean?.(),
+  };
+  const job = emu.jobs.create({ id: spec.id, driver, autoFinalize: spec.autoFinalize, autoDismiss: spec.autoDismiss, speed: spec.speed });
+  return {
+    id: spec.id,
+    job,
+    start(h) {
+      hooks = h;
+      if (!h.complete) delete (driver as { complete?: unknown }).complete;
+      emu.jobs.start(job);
+    },
+    discard() {
+      emu.jobs.earlyFail(job);
+    },
+  };
+}
+
+/** bdrv_drained_begin/end on `node`: the other block jobs above it pause (QEMU's event pairs). */
+export async function drainedSection(emu: Emulator, node: BlockNode, except?: string): Promise<void> {
+  const jobs: Job[] = [];
+  for (const id of jobsAbove(node)) {
+    if (id === except) continue;
+    const job = emu.jobs.find(id);
+    if (!job || !job.isBlockJob || job.isCompleted()) continue;
+    job.pause();
+    jobs.push(job);
+  }
+  for (const job of jobs) await job.until((j) => !j.busy || j.isCompleted());
+  for (const job of jobs) job.resume();
 }

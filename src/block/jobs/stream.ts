@@ -30,6 +30,8 @@ export interface StreamParams {
   backingFile?: string;
   onError: OnError;
   filterNodeName?: string;
+  /** A drained section on a node (other jobs above it pause and resume), where QEMU drains. */
+  drain?: (node: BlockNode) => Promise<void>;
 }
 
 /** errno name of an I/O error, when it has one. */
@@ -82,6 +84,7 @@ export class StreamJob {
     if (wasReadOnly) await layer.reopen(device, false);
     let filter: BlockNode;
     try {
+      await p.drain?.(device);
       filter = await insertCopyOnRead(layer, device, baseOverlay, p.filterNodeName);
     } catch (e) {
       if (wasReadOnly) await layer.reopen(device, true).catch(() => {});
@@ -120,10 +123,15 @@ export class StreamJob {
     this.unblock = layer.blockForJob(held, "stream");
   }
 
+  /** False when the device has nothing below it to stream (the job ends at once, 0/0). */
+  get hasWork(): boolean {
+    return skipFilters(this.p.device) !== this.baseOverlay;
+  }
+
   /** stream_run. */
   async run(rt: JobRuntime): Promise<void> {
     const top = skipFilters(this.p.device);
-    if (top === this.baseOverlay) return; // nothing to stream: 0/0
+    if (!this.hasWork) return; // nothing to stream: 0/0
     const len = top.size();
     rt.setRemaining(len);
     let firstError: unknown = null;
@@ -170,11 +178,18 @@ export class StreamJob {
   async prepare(): Promise<void> {
     const { layer } = this.p;
     const top = skipFilters(this.p.device);
-    if (!top.backing) return;
+    if (!top.backing) {
+      await this.p.drain?.(top);
+      await this.p.drain?.(top);
+      return;
+    }
     const base = this.keep;
     const unfilteredBase = base ? skipFilters(base) : null;
     const name = unfilteredBase ? (this.p.backingFile ?? unfilteredBase.driver.filename()) : null;
     const format = unfilteredBase ? unfilteredBase.driverName : null;
+    // QEMU drops the filter, then re-points the backing in a second drained section.
+    await this.p.drain?.(top);
+    await this.p.drain?.(top);
     this.releaseUsers();
     await layer.setBacking(top, base);
     await layer.changeBackingFile(top, name, format);
@@ -191,6 +206,8 @@ export class StreamJob {
   async clean(): Promise<void> {
     if (this.cleaned) return;
     this.cleaned = true;
+    await this.p.drain?.(this.p.device);
+    await this.p.drain?.(this.p.device);
     this.releaseUsers();
     await this.p.layer.removeFilter(this.filter);
     if (this.wasReadOnly) await this.p.layer.reopen(this.p.device, true).catch(() => {});

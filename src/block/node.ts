@@ -78,6 +78,11 @@ export class BlockNode {
   readonly bitmaps: DirtyBitmap[] = [];
   driver!: NodeDriver;
   closed = false;
+  /**
+   * Set after fatal metadata corruption: QEMU drops the driver (bs->drv = NULL),
+   * so I/O fails with "No medium found" and queries call the node ejected.
+   */
+  ejected = false;
   /** A temporary image file removed when the node closes (-drive snapshot=on). */
   deleteOnClose?: string;
   /** Requests in flight, for drain. */
@@ -165,7 +170,7 @@ export class BlockNode {
   }
 
   private async track<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.closed) throw ioError("EIO", "No medium found");
+    if (this.closed || this.ejected) throw ioError("EIO", "No medium found");
     this.inFlight++;
     try {
       return await fn();

@@ -3,6 +3,7 @@
  * (query-named-block-nodes, query-block), the x-debug-query-block-graph
  * dump, and HMP `info block` text. Pure readers of the graph.
  */
+import { genericError } from "../core/error.ts";
 import type { BlockBackend } from "./backend.ts";
 import type { BlockLayer } from "./index.ts";
 import { BlockNode, type ExternalParent } from "./node.ts";
@@ -44,6 +45,7 @@ export function imageInfo(node: BlockNode, flat: boolean): Json {
 
 /** BlockDeviceInfo (bdrv_block_device_info); `blk` when reached through a backend. */
 export function blockDeviceInfo(node: BlockNode, opts: { flat: boolean; blk?: BlockBackend }): Json {
+  if (node.ejected) throw genericError(`Block device ${node.nodeName} is ejected`);
   const out: Json = {
     file: node.driver.filename(),
     "node-name": node.nodeName,
@@ -78,7 +80,7 @@ export function blockInfo(blk: BlockBackend): Json {
   out.type = "unknown";
   out.removable = blk.removable;
   out.locked = blk.locked;
-  if (blk.node) out.inserted = blockDeviceInfo(blk.node, { flat: false, blk });
+  if (blk.node && !blk.node.ejected) out.inserted = blockDeviceInfo(blk.node, { flat: false, blk });
   if (blk.attachedDevice) {
     out.tray_open = false;
     out["io-status"] = blk.ioStatus;

@@ -29,8 +29,10 @@ export interface Session {
 export const qemuIoOutput: string[] = [];
 setQemuIoLog((s) => void qemuIoOutput.push(s));
 
-export async function emulator(opts: EmulatorOptions = {}): Promise<Session & { emu: Emulator }> {
+export async function emulator(opts: EmulatorOptions = {}): Promise<Session & { emu: Emulator; events: unknown[] }> {
   const emu = createEmulator(opts);
+  const events: unknown[] = [];
+  emu.events.subscribe((e) => events.push(e.data === undefined ? { event: e.event } : { event: e.event, data: e.data }));
   await emu.blockReady;
   const c = emu.connect();
   await c.next();
@@ -42,6 +44,7 @@ export async function emulator(opts: EmulatorOptions = {}): Promise<Session & { 
   };
   return {
     emu,
+    events,
     q,
     hmp: async (line) => (await q("human-monitor-command", { "command-line": line })).return,
     close: () => emu.close(),
@@ -49,7 +52,7 @@ export async function emulator(opts: EmulatorOptions = {}): Promise<Session & { 
 }
 
 /** Real QEMU: qemu-system-x86_64 -M none with the same -blockdev/-drive options. */
-export async function realQemu(extra: string[] = []): Promise<Session & { stdout: () => string }> {
+export async function realQemu(extra: string[] = []): Promise<Session & { stdout: () => string; events: unknown[] }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "qmpemu-qemu-"));
   const sock = path.join(dir, "qmp.sock");
   const proc: ChildProcess = spawn(
@@ -69,6 +72,7 @@ export async function realQemu(extra: string[] = []): Promise<Session & { stdout
   s.on("error", () => {});
   let buf = "";
   const inbox: Msg[] = [];
+  const events: unknown[] = [];
   let wake: (() => void) | null = null;
   s.on("data", (d) => {
     buf += d;
@@ -76,7 +80,10 @@ export async function realQemu(extra: string[] = []): Promise<Session & { stdout
     while ((i = buf.indexOf("\n")) >= 0) {
       const line = buf.slice(0, i).trim();
       buf = buf.slice(i + 1);
-      if (line) inbox.push(JSON.parse(line));
+      if (!line) continue;
+      const m = JSON.parse(line);
+      if ("event" in m) events.push(m.data === undefined ? { event: m.event } : { event: m.event, data: m.data });
+      else inbox.push(m);
     }
     wake?.();
   });
@@ -103,6 +110,7 @@ export async function realQemu(extra: string[] = []): Promise<Session & { stdout
   await q("qmp_capabilities");
   return {
     q,
+    events,
     hmp: async (line) => (await q("human-monitor-command", { "command-line": line })).return,
     stdout: () => out,
     close: async () => {
@@ -164,6 +172,8 @@ export interface Scenario {
 
 export interface SideResult {
   replies: unknown[];
+  /** QMP events (timestamps dropped) in emission order. */
+  events: unknown[];
   /** qemu-io reports without timing lines. */
   qemuIo: string;
   post: string[];
@@ -185,17 +195,20 @@ async function runSide(kind: "emu" | "qemu", sc: Scenario): Promise<SideResult> 
     const blockdev = subst(sc.blockdev ?? [], d.dir) as string[];
     const drive = subst(sc.drive ?? [], d.dir) as string[];
     const replies: unknown[] = [];
+    let events: unknown[] = [];
     let qemuIo = "";
     if (kind === "emu") {
       qemuIoOutput.length = 0;
       const s = await emulator({ blockdevs: blockdev.map(keyval), drives: drive.map(driveOpts) });
       for (const [cmd, a] of subst(sc.steps, d.dir) as Step[]) replies.push(cmd.startsWith("hmp ") ? await s.hmp(cmd.slice(4)) : await s.q(cmd, a));
       await s.close();
+      events = s.events;
       qemuIo = qemuIoOutput.join("");
     } else {
       const s = await realQemu([...blockdev.flatMap((b) => ["-blockdev", b]), ...drive.flatMap((x) => ["-drive", x])]);
       for (const [cmd, a] of subst(sc.steps, d.dir) as Step[]) replies.push(cmd.startsWith("hmp ") ? await s.hmp(cmd.slice(4)) : await s.q(cmd, a));
       await s.close();
+      events = s.events.filter((e) => (e as { event: string }).event !== "SHUTDOWN");
       qemuIo = s.stdout();
     }
     const post = (sc.post ?? []).map((c) => {
@@ -203,7 +216,8 @@ async function runSide(kind: "emu" | "qemu", sc: Scenario): Promise<SideResult> 
       return `rc=${r.status}\n${r.stdout}`;
     });
     const mask = (x: unknown) => JSON.parse(JSON.stringify(normalise(x)).replaceAll(d.dir, "{dir}"));
-    return { replies: mask(replies), qemuIo: stripTiming(qemuIo).replaceAll(d.dir, "{dir}"), post: mask(post) };
+    events = events.filter((e) => (e as { event: string }).event !== "SHUTDOWN");
+    return { replies: mask(replies), events: mask(events), qemuIo: stripTiming(qemuIo).replaceAll(d.dir, "{dir}"), post: mask(post) };
   } finally {
     d.cleanup();
   }

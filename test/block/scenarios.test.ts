@@ -22,6 +22,7 @@ async function check(sc: Scenario, opts: { maskActualSize?: boolean } = {}) {
   }
   sc.steps.forEach((s, i) => expect(ours.replies[i], `step ${i}: ${JSON.stringify(s)}`).toEqual(theirs.replies[i]));
   expect(ours.qemuIo).toEqual(theirs.qemuIo);
+  expect(ours.events).toEqual(theirs.events);
   (sc.post ?? []).forEach((p, i) => expect(ours.post[i], p).toEqual(theirs.post[i]));
 }
 
@@ -219,5 +220,30 @@ describe.skipIf(!hasQemuSystem)("scenarios against QEMU 7.2", () => {
       ],
       post: ["qemu-img compare -f qcow2 -F qcow2 src.qcow2 orig.qcow2"],
     }, { maskActualSize: true });
+  });
+
+  it("fatal qcow2 corruption: BLOCK_IMAGE_CORRUPTED, then the node is unusable", async () => {
+    // L1[0] moved off cluster alignment (QEMU: "L2 table offset 0x40200 unaligned (L1 index: 0)").
+    const patch = `python3 -c "
+import struct
+f=open('cor.qcow2','r+b'); h=f.read(104); l1=struct.unpack('>Q',h[40:48])[0]
+f.seek(l1); e=struct.unpack('>Q',f.read(8))[0]; f.seek(l1); f.write(struct.pack('>Q',e+0x200))"`;
+    const { ours, theirs } = await differential({
+      setup: ["qemu-img create -q -f qcow2 cor.qcow2 16M", 'qemu-io -f qcow2 -c "write -P 0x11 0 64k" cor.qcow2 >/dev/null', patch],
+      drive: ["if=none,id=drive0,file={dir}/cor.qcow2,format=qcow2,node-name=c"],
+      steps: [
+        ['hmp qemu-io drive0 "read 0 4k"'],
+        ['hmp qemu-io drive0 "read 0 4k"'],
+        ["query-named-block-nodes", { flat: true }],
+        ["query-block"],
+      ],
+      post: ["qemu-img check cor.qcow2 >/dev/null 2>&1; echo $?", "qemu-img info cor.qcow2 | grep corrupt"],
+    });
+    expect(ours.replies).toEqual(theirs.replies);
+    expect(ours.qemuIo).toEqual(theirs.qemuIo);
+    expect(ours.post).toEqual(theirs.post);
+    // QEMU omits offset/size for this check; the message, node and fatality must agree.
+    const strip = (e: any) => ({ ...e, data: { ...e.data, offset: undefined, size: undefined } });
+    expect(ours.events.map(strip)).toEqual(theirs.events.map(strip));
   });
 });

@@ -92,7 +92,12 @@ export const qcow2Driver: DriverDef = {
     const store = childStore(fileEdge);
     const l2CacheBytes = ctx.options["l2-cache-size"] as number | undefined;
     // qcow2_signal_corruption: QEMU reports metadata damage as BLOCK_IMAGE_CORRUPTED.
+    let signaled = false;
     const onCorruption = (c: CorruptionInfo) => {
+      // Only the first corruption is reported; a fatal one makes the node unusable.
+      if (signaled) return;
+      signaled = true;
+      if (c.fatal) node.ejected = true;
       const data: Record<string, unknown> = { device: deviceName(node), "node-name": node.nodeName, msg: c.msg };
       if (c.offset !== undefined) data.offset = c.offset;
       if (c.size !== undefined) data.size = c.size;

@@ -312,9 +312,16 @@ export class QmpSession {
   flush(): void {
     this.flushScheduled = false;
     if (this.closed || this.outLen === 0) return;
-    const data = this.out.subarray(0, this.outLen);
-    // The transport may keep the bytes; continue in a fresh buffer.
-    this.out = Buffer.allocUnsafe(Math.max(16 * 1024, Math.min(this.out.length, 1 << 20)));
+    // The transport may keep the bytes: small outputs are copied (pooled
+    // allocation), large ones handed over with a fresh buffer for us.
+    let data: Buffer;
+    if (this.outLen <= 8 * 1024) {
+      data = Buffer.allocUnsafe(this.outLen);
+      this.out.copy(data, 0, 0, this.outLen);
+    } else {
+      data = this.out.subarray(0, this.outLen);
+      this.out = Buffer.allocUnsafe(Math.max(16 * 1024, Math.min(this.out.length, 1 << 20)));
+    }
     this.outLen = 0;
     if (this.transport.write(data) === false && this.transport.onDrain && !this.outputBlocked) {
       this.outputBlocked = true;

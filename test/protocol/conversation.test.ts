@@ -4,7 +4,7 @@
  * only timestamps and the version's package string masked.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { exchange, haveQemu, startEmu, startQemu, type Peer, type Step } from "./harness.ts";
+import { exchange, haveQemu, prettyMessage, startEmu, startQemu, type Peer, type Step } from "./harness.ts";
 
 type Conversation = { name: string; paused?: boolean; steps: Step[] };
 
@@ -164,3 +164,27 @@ describe.skipIf(!haveQemu)("conversations vs real QEMU", () => {
 function maskGreeting(g: unknown): unknown {
   return JSON.parse(JSON.stringify(g));
 }
+
+describe.skipIf(!haveQemu)("pretty=on monitor vs real QEMU", () => {
+  it("prints every message exactly alike", async () => {
+    const [qemu, emu] = await Promise.all([startQemu([], { pretty: true }), startEmu({ pretty: true })]);
+    try {
+      expect(emu.greeting.replace(/"package": <pkg>/, "")).toEqual(qemu.greeting.replace(/"package": <pkg>/, ""));
+      const requests = [
+        { execute: "qmp_capabilities" },
+        { execute: "query-status", id: { a: {}, b: [], c: [1, { d: 2 }], e: "é" } },
+        { execute: "stop", id: 1 },
+        { execute: "nope", id: 2 },
+        { execute: "human-monitor-command", arguments: { "command-line": "info status" }, id: 3 },
+      ];
+      const counts = [1, 1, 2, 1, 1]; // stop also sends the STOP event
+      for (const [i, r] of requests.entries()) {
+        qemu.client.send(JSON.stringify(r));
+        emu.client.send(JSON.stringify(r));
+        for (let k = 0; k < counts[i]!; k++) expect(await prettyMessage(emu.client)).toEqual(await prettyMessage(qemu.client));
+      }
+    } finally {
+      await Promise.all([qemu.stop(), emu.stop()]);
+    }
+  });
+});

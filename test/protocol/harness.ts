@@ -131,17 +131,20 @@ async function waitForFile(p: string, child?: ChildProcess): Promise<void> {
   throw new Error(`socket ${p} never appeared`);
 }
 
-export async function startQemu(extra: string[] = []): Promise<Peer> {
+export async function startQemu(extra: string[] = [], opts: { pretty?: boolean } = {}): Promise<Peer> {
   const dir = tmpdir();
   const sock = path.join(dir, "qmp.sock");
-  const child = spawn(QEMU, ["-M", "none", "-nodefaults", "-display", "none", "-qmp", `unix:${sock},server=on,wait=off`, ...extra], {
+  const monitor = opts.pretty
+    ? ["-chardev", `socket,id=mon0,path=${sock},server=on,wait=off`, "-mon", "chardev=mon0,mode=control,pretty=on"]
+    : ["-qmp", `unix:${sock},server=on,wait=off`];
+  const child = spawn(QEMU, ["-M", "none", "-nodefaults", "-display", "none", ...monitor, ...extra], {
     stdio: ["ignore", "ignore", "ignore"],
   });
   await waitForFile(sock, child);
   // QEMU 7.2 can wedge when a client connects while it is still starting up.
   await new Promise((r) => setTimeout(r, 60));
   const client = await LineClient.connect(sock);
-  const greeting = parseLine((await client.line())!);
+  const greeting = opts.pretty ? await prettyMessage(client) : parseLine((await client.line())!);
   return {
     client,
     greeting,
@@ -154,13 +157,13 @@ export async function startQemu(extra: string[] = []): Promise<Peer> {
   };
 }
 
-export async function startEmu(opts: { startPaused?: boolean } = {}): Promise<Peer & { emu: Emulator }> {
+export async function startEmu(opts: { startPaused?: boolean; pretty?: boolean } = {}): Promise<Peer & { emu: Emulator }> {
   const dir = tmpdir();
   const sock = path.join(dir, "qmp.sock");
-  const emu = createEmulator({ monitors: [{ chardev: { kind: "unix", path: sock } }], ...opts });
+  const emu = createEmulator({ monitors: [{ chardev: { kind: "unix", path: sock }, pretty: opts.pretty }], startPaused: opts.startPaused });
   await emu.listen();
   const client = await LineClient.connect(sock);
-  const greeting = parseLine((await client.line())!);
+  const greeting = opts.pretty ? await prettyMessage(client) : parseLine((await client.line())!);
   return {
     emu,
     client,
@@ -223,4 +226,15 @@ export async function exchange(peer: Peer, steps: Step[]): Promise<string[][]> {
     out.push(lines.map(maskRaw));
   }
   return out;
+}
+
+/** One pretty-printed message: its lines up to the closing "}" at column 0, joined. */
+export async function prettyMessage(c: LineClient): Promise<string> {
+  const lines: string[] = [];
+  for (;;) {
+    const l = await c.line();
+    if (l === undefined) return lines.join("\r\n") + "<eof>";
+    lines.push(l);
+    if (l === "}") return maskRaw(lines.join("\r\n").replace(/"seconds": \d+,\r\n\s+"microseconds": \d+/g, "<ts>"));
+  }
 }

@@ -97,6 +97,7 @@ describe.skipIf(!hasQemuSystem)("differential against QEMU 7.2", () => {
       ["x-debug-query-block-graph"],
       ["blockdev-del", { "node-name": "src" }],
       ["blockdev-add", { driver: "qcow2", "node-name": "q9", backing: null, file: { driver: "file", filename: F("top.qcow2"), locking: "off" } }],
+      ["blockdev-add", { driver: "qcow2", "node-name": "q10", backing: "", file: { driver: "file", filename: F("top.qcow2"), locking: "off" } }],
       ["query-named-block-nodes", { flat: true }],
     ];
     const r = await both(steps, {

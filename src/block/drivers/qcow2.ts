@@ -88,6 +88,11 @@ export const qcow2Driver: DriverDef = {
   },
   async open(ctx): Promise<NodeDriver> {
     const node = ctx.node;
+    if (ctx.options.backing === "") {
+      // QEMU 7.2 still reads "" as null, with a deprecation warning on stderr.
+      process.stderr.write(`warning: Use of "backing": "" is deprecated; use "backing": null instead\n`);
+      ctx.options.backing = null;
+    }
     const fileEdge = (await ctx.openChild("file", "file"))!;
     const store = childStore(fileEdge);
     const l2CacheBytes = ctx.options["l2-cache-size"] as number | undefined;

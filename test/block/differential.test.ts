@@ -38,7 +38,7 @@ function expectSame(r: { ours: unknown[]; theirs: unknown[] }, steps: Step[]) {
   steps.forEach((s, i) => expect(r.ours[i], `step ${i}: ${JSON.stringify(s)}`).toEqual(r.theirs[i]));
 }
 
-describe.skipIf(!hasQemuSystem)("differential against QEMU 7.2", () => {
+describe.skipIf(!hasQemuSystem)("differential against QEMU 7.2", { timeout: 120_000 }, () => {
   it("blockdev-add / blockdev-del errors and node lists", async () => {
     const file = (n: string) => ({ driver: "file", filename: F(n) });
     const steps: Step[] = [

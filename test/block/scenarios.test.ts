@@ -26,7 +26,7 @@ async function check(sc: Scenario, opts: { maskActualSize?: boolean } = {}) {
   (sc.post ?? []).forEach((p, i) => expect(ours.post[i], p).toEqual(theirs.post[i]));
 }
 
-describe.skipIf(!hasQemuSystem)("scenarios against QEMU 7.2", () => {
+describe.skipIf(!hasQemuSystem)("scenarios against QEMU 7.2", { timeout: 120_000 }, () => {
   it("qemu-io writes, reads, verification and maps land in the image like QEMU's", async () => {
     await check({
       setup: SRC,

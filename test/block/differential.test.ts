@@ -25,12 +25,18 @@ async function both(steps: Step[], cli: { blockdev?: string[]; drive?: string[] 
   const args = [...(cli.blockdev ?? []).flatMap((b) => ["-blockdev", b]), ...(cli.drive ?? []).flatMap((x) => ["-drive", x])];
   const emu = await emulator({ blockdevs: (cli.blockdev ?? []).map(keyval), drives: (cli.drive ?? []).map(driveOpts) });
   const ours: unknown[] = [];
-  for (const [cmd, a] of steps) ours.push(cmd.startsWith("hmp ") ? await emu.hmp(cmd.slice(4)) : await emu.q(cmd, a));
-  await emu.close();
+  try {
+    for (const [cmd, a] of steps) ours.push(cmd.startsWith("hmp ") ? await emu.hmp(cmd.slice(4)) : await emu.q(cmd, a));
+  } finally {
+    await emu.close();
+  }
   const qemu = await realQemu(args);
   const theirs: unknown[] = [];
-  for (const [cmd, a] of steps) theirs.push(cmd.startsWith("hmp ") ? await qemu.hmp(cmd.slice(4)) : await qemu.q(cmd, a));
-  await qemu.close();
+  try {
+    for (const [cmd, a] of steps) theirs.push(cmd.startsWith("hmp ") ? await qemu.hmp(cmd.slice(4)) : await qemu.q(cmd, a));
+  } finally {
+    await qemu.close();
+  }
   return { ours: normalise(ours) as unknown[], theirs: normalise(theirs) as unknown[] };
 }
 

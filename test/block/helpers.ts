@@ -114,7 +114,7 @@ export async function realQemu(extra: string[] = []): Promise<Session & { stdout
     hmp: async (line) => (await q("human-monitor-command", { "command-line": line })).return,
     stdout: () => out,
     close: async () => {
-      const exited = proc.exitCode !== null ? Promise.resolve() : new Promise((r) => proc.once("exit", r));
+      const exited = proc.exitCode !== null || proc.signalCode !== null ? Promise.resolve() : new Promise((r) => proc.once("exit", r));
       s.write(JSON.stringify({ execute: "quit" }) + "\n");
       const t = setTimeout(() => proc.kill("SIGKILL"), 10_000);
       await exited;
@@ -200,14 +200,20 @@ async function runSide(kind: "emu" | "qemu", sc: Scenario): Promise<SideResult> 
     if (kind === "emu") {
       qemuIoOutput.length = 0;
       const s = await emulator({ blockdevs: blockdev.map(keyval), drives: drive.map(driveOpts) });
-      for (const [cmd, a] of subst(sc.steps, d.dir) as Step[]) replies.push(cmd.startsWith("hmp ") ? await s.hmp(cmd.slice(4)) : await s.q(cmd, a));
-      await s.close();
+      try {
+        for (const [cmd, a] of subst(sc.steps, d.dir) as Step[]) replies.push(cmd.startsWith("hmp ") ? await s.hmp(cmd.slice(4)) : await s.q(cmd, a));
+      } finally {
+        await s.close();
+      }
       events = s.events;
       qemuIo = qemuIoOutput.join("");
     } else {
       const s = await realQemu([...blockdev.flatMap((b) => ["-blockdev", b]), ...drive.flatMap((x) => ["-drive", x])]);
-      for (const [cmd, a] of subst(sc.steps, d.dir) as Step[]) replies.push(cmd.startsWith("hmp ") ? await s.hmp(cmd.slice(4)) : await s.q(cmd, a));
-      await s.close();
+      try {
+        for (const [cmd, a] of subst(sc.steps, d.dir) as Step[]) replies.push(cmd.startsWith("hmp ") ? await s.hmp(cmd.slice(4)) : await s.q(cmd, a));
+      } finally {
+        await s.close();
+      }
       events = s.events.filter((e) => (e as { event: string }).event !== "SHUTDOWN");
       qemuIo = s.stdout();
     }

@@ -141,7 +141,14 @@ export class Job {
   get error(): string | undefined {
     return this.errorText;
   }
-  /** A sleep timer is armed. */
+  /**
+   * Parked at a pause point (QEMU's job->paused): a driver's complete()
+   * should not enter() such a job, the resume will.
+   */
+  get inPausePoint(): boolean {
+    return this.parkedInPause;
+  }
+  /** A sleep timer is armed (a zero sleep's event-loop turn counts too). */
   get timerPending(): boolean {
     return this.sleepTimer !== null;
   }

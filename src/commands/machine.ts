@@ -66,6 +66,7 @@ const YankInstance = union(
 
 export const events: EventDef[] = [
   defineEvent("SHUTDOWN", struct("SHUTDOWN-data", { guest: bool(), reason: enumOf("ShutdownCause", SHUTDOWN_CAUSES) })),
+  defineEvent("RESET", struct("RESET-data", { guest: bool(), reason: enumOf("ShutdownCause", SHUTDOWN_CAUSES) })),
   defineEvent("STOP"),
   defineEvent("RESUME"),
 ];

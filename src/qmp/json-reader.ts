@@ -141,7 +141,10 @@ export class JsonReader {
       }
       const chunk = this.chunk;
       const end = chunk.length;
-      while (this.pos < end && this.out.length === 0) this.feedByte(chunk[this.pos++]!);
+      while (this.pos < end && this.out.length === 0) {
+        if (this.state === S_DQ || this.state === S_SQ) this.scanString(chunk, end);
+        if (this.pos < end) this.feedByte(chunk[this.pos++]!);
+      }
     }
     return this.out.shift();
   }
@@ -160,6 +163,35 @@ export class JsonReader {
       this.tok = bigger;
     }
     this.tok[this.tokLen++] = c;
+  }
+
+  /**
+   * Inside a string, copies the run of ordinary bytes in one go; the byte
+   * that ends the run (quote, backslash, or one the lexer rejects) is left
+   * for feedByte.
+   */
+  private scanString(chunk: Uint8Array, end: number): void {
+    const quote = this.state === S_DQ ? 0x22 : 0x27;
+    const start = this.pos;
+    // Stop where the per-token limit trips, so the cut falls where QEMU's does.
+    const stop = Math.min(end, start + Math.max(0, JSON_LIMITS.maxTokenBytes + 1 - this.tokLen));
+    let i = start;
+    while (i < stop) {
+      const c = chunk[i]!;
+      if (c === quote || c === 0x5c || c < 0x20 || c > 0xfd) break;
+      i++;
+    }
+    const n = i - start;
+    if (n === 0) return;
+    if (this.tokLen + n > this.tok.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(this.tok.length * 2, this.tokLen + n));
+      bigger.set(this.tok.subarray(0, this.tokLen));
+      this.tok = bigger;
+    }
+    this.tok.set(chunk.subarray(start, i), this.tokLen);
+    this.tokLen += n;
+    this.pos = i;
+    this.checkTokenSize();
   }
 
   private feedByte(c: number): void {

@@ -231,10 +231,8 @@ export class QmpSession {
   private sendInBand(rsp: JsonObject): void {
     if (!this.negotiated) {
       const err = rsp.error as JsonObject | undefined;
-      // In negotiation mode every "not found" becomes the negotiation hint.
-      if (err && err.class === "CommandNotFound" && err.desc !== "Capabilities negotiation is already complete, command ignored") {
-        rsp = { ...rsp, error: { class: "CommandNotFound", desc: NEGOTIATION_DESC } };
-      }
+      // Still negotiating after the request ran: every "not found" becomes the hint.
+      if (err && err.class === "CommandNotFound") rsp = { ...rsp, error: { class: "CommandNotFound", desc: NEGOTIATION_DESC } };
     }
     this.send(rsp);
   }

@@ -17,7 +17,8 @@ import {
   bitmapAdd, bitmapClear, bitmapDisable, bitmapEnable, bitmapMerge, bitmapRemove, bitmapSha256, type BitmapRef,
 } from "../block/bitmap-ops.ts";
 import { blockResize, externalSnapshot } from "../block/snapshot.ts";
-import { hmpQemuIo } from "../block/qemu-io.ts";
+import { hmpQemuIo, parseQemuIoHmpArgs } from "../block/qemu-io.ts";
+import { drainedSection } from "../block/jobs/mirror-port.ts";
 import {
   ensurePerm, errorText, guestDiscard, guestFlush, guestRead, guestWrite, guestWriteZeroes, openIoTarget, WRITE_PERM,
 } from "../block/guest-io.ts";
@@ -302,6 +303,20 @@ export const commands: CommandDef[] = [
 ];
 
 export const hmpCommands: HmpCommand[] = [
-  { name: "qemu-io", run: (line, { emu }) => hmpQemuIo(emu.block, line, qemuIoLog) },
+  {
+    name: "qemu-io",
+    async run(line, { emu }) {
+      // On a node-name, QEMU attaches and later drops a temporary BlockBackend: two drained
+      // sections, so block jobs above the node show paused/running (standby/ready) pairs.
+      const a = parseQemuIoHmpArgs(line);
+      const node = "error" in a || a.qdev || emu.block.findBackend(a.device) ? undefined : emu.block.findNode(a.device);
+      if (node) await drainedSection(emu, node);
+      try {
+        return await hmpQemuIo(emu.block, line, qemuIoLog);
+      } finally {
+        if (node) await drainedSection(emu, node);
+      }
+    },
+  },
   { name: "info block", run: (line, { emu }) => infoBlock(emu.block, line) },
 ];

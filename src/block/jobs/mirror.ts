@@ -23,7 +23,7 @@
 import { BlockJobParent } from "./common.ts";
 import { genericError } from "../../core/error.ts";
 import { BlockBackend, DirtyBitmap, type BdrvChild, type BlockLayer, type BlockNode } from "../index.ts";
-import { Perm } from "../perms.ts";
+import { Perm, PERM_ALL } from "../perms.ts";
 import { filterHooks, insertTopFilter, MIRROR_TOP, refreshFilterPerms } from "./mirror-top.ts";
 import {
   chainContains,
@@ -201,6 +201,8 @@ export class MirrorJob {
     }
     this.targetUser = layer.attachUser(layer.temporaryBackend() as BlockBackend, target, "root", targetPerm, targetShared);
     this.users.push(layer.attachUser(parent, source, "source", 0, Perm.WRITE_UNCHANGED | Perm.WRITE | Perm.CONSISTENT_READ));
+    // block_job_add_bdrv(target): no permissions, but drains of the target reach the job.
+    this.users.push(layer.attachUser(parent, target, "target", 0, PERM_ALL));
     const held = [this.filter, source, target];
     if (targetIsBacking) {
       for (let n = source.cowOrFiltered; n && n !== target; n = n.cowOrFiltered) held.push(n);

@@ -177,3 +177,25 @@ scen("s-commit-intermediate-backing-file", [
     cm(**{"job-id": "c", "top-node": "mid", "base-node": "base", "backing-file": "renamed.qcow2"}, until=done("c")),
 ], setup=CHAIN_SETUP, blockdev=CHAIN_BD,
    post=["qemu-img info --output=json top.qcow2", "qemu-img compare -f qcow2 -F raw base.qcow2 ref.raw"])
+
+def hmp(line, **kw): return cmd("human-monitor-command", {"command-line": line}, **kw)
+scen("s-mirror-guest-writes", [
+    cmd(BM, {"device": "drive0", "target": "tgt", "sync": "full"}, until=ready("drive0")),
+    hmp("qemu-io drive0 \"write -P 0x55 1M 64k\""),
+    hmp("qemu-io src \"write -P 0x66 2M 64k\""),
+    hmp("qemu-io tgt \"write -P 0x66 2M 64k\""),
+    {"sleep": 0.3},
+    cmd("query-block-jobs"),
+    cmd("job-complete", {"id": "drive0"}, until=done("drive0")),
+    cmd("query-block", record={"pick": ["device", "inserted"]}),
+], blockdev=[bd("tgt", "tgt.qcow2")],
+   drive=["file={dir}/src.qcow2,format=qcow2,if=none,id=drive0,node-name=src"],
+   post=["qemu-img compare -f qcow2 -F qcow2 src.qcow2 tgt.qcow2", "qemu-img check --output=json tgt.qcow2"])
+
+scen("s-commit-active-guest-writes", [
+    cm(**{"job-id": "c", "base-node": "base"}, until=ready("c")),
+    hmp("qemu-io top \"write -P 0x77 3M 4k\""),
+    {"sleep": 0.3},
+    cmd("job-complete", {"id": "c"}, until=done("c")),
+], setup=CHAIN_SETUP + ["qemu-io -f raw -c \"write -P 0x77 3M 4k\" ref.raw"], blockdev=CHAIN_BD,
+   post=["qemu-img compare -f qcow2 -F raw base.qcow2 ref.raw", "qemu-img check --output=json base.qcow2"])

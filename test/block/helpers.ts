@@ -64,12 +64,25 @@ export async function realQemu(extra: string[] = []): Promise<Session & { stdout
   let err = "";
   proc.stdout!.on("data", (d) => (out += d));
   proc.stderr!.on("data", (d) => (err += d));
-  for (let i = 0; i < 200 && !fs.existsSync(sock); i++) {
+  // A loaded machine can take a while to start QEMU.
+  for (let i = 0; i < 800 && !fs.existsSync(sock); i++) {
     if (proc.exitCode !== null) throw new Error(`qemu exited: ${err}`);
     await new Promise((r) => setTimeout(r, 25));
   }
+  if (!fs.existsSync(sock)) {
+    proc.kill("SIGKILL");
+    throw new Error("QEMU did not create its QMP socket");
+  }
   const s = net.connect(sock);
-  s.on("error", () => {});
+  let broken: Error | null = null;
+  s.on("error", (e) => {
+    broken = e;
+    wake?.();
+  });
+  s.on("close", () => {
+    broken ??= new Error("QMP connection closed");
+    wake?.();
+  });
   let buf = "";
   const inbox: Msg[] = [];
   const events: unknown[] = [];
@@ -91,6 +104,7 @@ export async function realQemu(extra: string[] = []): Promise<Session & { stdout
     for (;;) {
       const i = inbox.findIndex((m) => !("event" in m));
       if (i >= 0) return inbox.splice(i, 1)[0]!;
+      if (broken) throw broken;
       await new Promise<void>((r) => (wake = r));
     }
   };

@@ -199,3 +199,56 @@ scen("s-commit-active-guest-writes", [
     cmd("job-complete", {"id": "c"}, until=done("c")),
 ], setup=CHAIN_SETUP + ["qemu-io -f raw -c \"write -P 0x77 3M 4k\" ref.raw"], blockdev=CHAIN_BD,
    post=["qemu-img compare -f qcow2 -F raw base.qcow2 ref.raw", "qemu-img check --output=json base.qcow2"])
+
+def dbg_src(extra_rule=None):
+    rule = {"event": "read_aio", "errno": 5, "once": True}
+    if extra_rule: rule.update(extra_rule)
+    return {"driver": "qcow2", "node-name": "src",
+            "file": {"driver": "blkdebug", "node-name": "dbg", "inject-error": [rule],
+                     "image": {"driver": "file", "filename": "{dir}/src.qcow2"}}}
+scen("s-mirror-ioerror-report", [
+    m(until=done("m")),
+    cmd("query-jobs"),
+], blockdev=[dbg_src(), bd("tgt", "tgt.qcow2")])
+scen("s-mirror-ioerror-ignore", [
+    m(**{"on-source-error": "ignore"}, until=ready("m")),
+    cmd("job-complete", {"id": "m"}, until=done("m")),
+], blockdev=[dbg_src(), bd("tgt", "tgt.qcow2")], post=["qemu-img compare -f qcow2 -F qcow2 src.qcow2 tgt.qcow2"])
+scen("s-mirror-ioerror-stop", [
+    m(**{"on-source-error": "stop"}, until=done("m", "paused")),
+    cmd("query-block-jobs"),
+    cmd("block-job-cancel", {"device": "m"}),
+    cmd("job-resume", {"id": "m"}, until=ready("m")),
+    cmd("job-complete", {"id": "m"}, until=done("m")),
+], blockdev=[dbg_src(), bd("tgt", "tgt.qcow2")], post=["qemu-img compare -f qcow2 -F qcow2 src.qcow2 tgt.qcow2"])
+scen("s-mirror-target-error-enospc", [
+    cmd(BM, {"job-id": "m", "device": "src", "target": "tgt", "sync": "full", "on-target-error": "enospc"}, until=done("m", "paused")),
+    cmd("query-block-jobs"),
+    cmd("job-resume", {"id": "m"}, until=ready("m")),
+    cmd("job-cancel", {"id": "m"}, until=done("m")),
+], blockdev=[bd("src", "src.qcow2"),
+             {"driver": "qcow2", "node-name": "tgt",
+              "file": {"driver": "blkdebug", "inject-error": [{"event": "write_aio", "errno": 28, "once": True}],
+                       "image": {"driver": "file", "filename": "{dir}/tgt.qcow2"}}}])
+
+def dbg_mid():
+    return {"driver": "qcow2", "node-name": "mid", "backing": "base",
+            "file": {"driver": "blkdebug", "inject-error": [{"event": "read_aio", "errno": 5, "once": True}],
+                     "image": {"driver": "file", "filename": "{dir}/mid.qcow2"}}}
+CHAIN_DBG = [bd("base", "base.qcow2"), dbg_mid(), bd("top", "top.qcow2", ",backing=mid")]
+scen("s-stream-ioerror", [
+    st(**{"job-id": "s"}, until=done("s")),
+    cmd("query-named-block-nodes", {"flat": True}, record={"pick": ["node-name", "backing_file"]}),
+], setup=CHAIN_SETUP, blockdev=CHAIN_DBG, post=["qemu-img info --output=json top.qcow2"])
+scen("s-stream-ioerror-ignore", [
+    st(**{"job-id": "s", "on-error": "ignore"}, until=done("s")),
+], setup=CHAIN_SETUP, blockdev=CHAIN_DBG, post=["qemu-img info --output=json top.qcow2"])
+scen("s-commit-ioerror", [
+    cm(**{"job-id": "c", "top-node": "mid"}, until=done("c")),
+], setup=CHAIN_SETUP, blockdev=CHAIN_DBG, post=["qemu-img info --output=json top.qcow2"])
+scen("s-commit-ioerror-stop", [
+    cm(**{"job-id": "c", "top-node": "mid", "on-error": "stop"}, until=done("c", "paused")),
+    cmd("query-jobs"),
+    cmd("job-resume", {"id": "c"}, until=done("c")),
+], setup=CHAIN_SETUP, blockdev=CHAIN_DBG,
+   post=["qemu-img info --output=json top.qcow2", "qemu-img compare -f qcow2 -F raw top.qcow2 ref.raw"])

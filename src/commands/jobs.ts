@@ -92,7 +92,7 @@ async function cancelJob(job: Job, force: boolean): Promise<void> {
   const wasIdle = job.started && !job.busy && !job.isCompleted();
   await job.userCancel(force);
   if (!wasIdle) return;
-  await job.until((j) => j.status === "concluded" || j.status === "null" || (!j.busy && !j.isCompleted()));
+  await job.until((j) => j.status === "concluded" || j.status === "null" || (!j.busy && !j.runReturned));
 }
 
 /** block-job-cancel: without force, a user-paused job is refused (checked before the verb). */

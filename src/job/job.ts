@@ -148,6 +148,10 @@ export class Job {
   get inPausePoint(): boolean {
     return this.parkedInPause;
   }
+  /** The driver's run has returned (QEMU's deferred_to_main_loop); completion is under way or done. */
+  get runReturned(): boolean {
+    return this.deferredToMainLoop;
+  }
   /** A sleep timer is armed (a zero sleep's event-loop turn counts too). */
   get timerPending(): boolean {
     return this.sleepTimer !== null;

@@ -447,13 +447,13 @@ export class Job {
       work = Promise.reject(e);
     }
     work.then(
-      () => this.runReturned(false, undefined),
-      (e: unknown) => this.runReturned(true, e),
+      () => this.onRunReturned(false, undefined),
+      (e: unknown) => this.onRunReturned(true, e),
     );
   }
 
   /** job_co_entry's tail and job_exit. */
-  private runReturned(failed: boolean, failure: unknown): void {
+  private onRunReturned(failed: boolean, failure: unknown): void {
     if (failed) this.fail(failure);
     this.deferredToMainLoop = true;
     this.isBusy = false;

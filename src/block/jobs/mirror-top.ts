@@ -26,9 +26,14 @@ export const COMMIT_TOP = "commit_top";
 export interface FilterHooks {
   /** The job is finishing: forward nothing to the child any more (bs_opaque->stop). */
   stopped: boolean;
-  /** Runs after a guest write through the filter reached the child (write-blocking mode). */
-  afterWrite?(kind: "write" | "zero" | "discard", offset: number, data: Uint8Array | null, length: number): Promise<void>;
+  /**
+   * Wraps a guest write through the filter (write-blocking mode): `forward`
+   * sends it to the child; the hook may also write the target.
+   */
+  interceptWrite?(kind: WriteKind, offset: number, data: Uint8Array | null, length: number, forward: () => Promise<void>): Promise<void>;
 }
+
+export type WriteKind = "write" | "zero" | "discard";
 
 const hooks = new WeakMap<BlockNode, FilterHooks>();
 
@@ -42,23 +47,16 @@ export function filterHooks(filter: BlockNode): FilterHooks {
 }
 
 function passThroughDriver(name: string, node: BlockNode, child: () => BlockNode): NodeDriver {
-  const after = (kind: "write" | "zero" | "discard", off: number, data: Uint8Array | null, len: number) =>
-    hooks.get(node)?.afterWrite?.(kind, off, data, len);
+  const through = (kind: WriteKind, off: number, data: Uint8Array | null, len: number, forward: () => Promise<void>) => {
+    const h = hooks.get(node)?.interceptWrite;
+    return h ? h(kind, off, data, len, forward) : forward();
+  };
   return {
     size: () => child().size(),
     read: (buf, off) => child().read(buf, off),
-    async write(data, off) {
-      await child().write(data, off);
-      await after("write", off, data, data.length);
-    },
-    async writeZeroes(off, len, opts) {
-      await child().writeZeroes(off, len, opts);
-      await after("zero", off, null, len);
-    },
-    async discard(off, len) {
-      await child().discard(off, len);
-      await after("discard", off, null, len);
-    },
+    write: (data, off) => through("write", off, data, data.length, () => child().write(data, off)),
+    writeZeroes: (off, len, opts) => through("zero", off, null, len, () => child().writeZeroes(off, len, opts)),
+    discard: (off, len) => through("discard", off, null, len, () => child().discard(off, len)),
     blockStatus: (off, len) => child().blockStatus(off, len),
     flush: () => child().flush(),
     resize: () => Promise.reject(genericError("Cannot resize a node with a running block job")),

@@ -24,7 +24,7 @@ import { BlockJobParent } from "./common.ts";
 import { genericError } from "../../core/error.ts";
 import { BlockBackend, DirtyBitmap, type BdrvChild, type BlockLayer, type BlockNode } from "../index.ts";
 import { Perm, PERM_ALL } from "../perms.ts";
-import { filterHooks, insertTopFilter, MIRROR_TOP, refreshFilterPerms } from "./mirror-top.ts";
+import { filterHooks, insertTopFilter, MIRROR_TOP, refreshFilterPerms, type WriteKind } from "./mirror-top.ts";
 import {
   chainContains,
   chainStatus,
@@ -209,7 +209,7 @@ export class MirrorJob {
     }
     this.unblock = layer.blockForJob(held, this.p.type);
     source.bitmaps.push(this.bitmap);
-    filterHooks(this.filter).afterWrite = (kind, off, data, len) => this.activeWrite(kind, off, data, len);
+    filterHooks(this.filter).interceptWrite = (kind, off, data, len, forward) => this.activeWrite(kind, off, data, len, forward);
   }
 
   /** Drops the job's users (they must not follow the pivot) and its blockers. */
@@ -425,16 +425,28 @@ export class MirrorJob {
     return true;
   }
 
-  /** Write-blocking copy mode: a guest write through the filter also goes to the target now. */
-  private async activeWrite(kind: "write" | "zero" | "discard", offset: number, data: Uint8Array | null, length: number): Promise<void> {
+  /**
+   * Write-blocking copy mode: a guest write through the filter also goes to
+   * the target before it completes. Granules it touches that were clean
+   * stay clean (both sides got the same bytes); progress grows by exactly
+   * the bytes written.
+   */
+  private async activeWrite(kind: WriteKind, offset: number, data: Uint8Array | null, length: number, forward: () => Promise<void>): Promise<void> {
     const rt = this.rt;
-    if (this.p.copyMode !== "write-blocking" || !this.active || !rt || rt.cancelled || this.exited) return;
+    if (this.p.copyMode !== "write-blocking" || !this.active || !rt || rt.cancelled || this.exited) return forward();
+    const g = this.granularity;
+    const first = Math.floor(offset / g);
+    const last = Math.ceil((offset + length) / g);
+    const wasDirty: boolean[] = [];
+    for (let i = first; i < last; i++) wasDirty.push(this.bitmap.get(i * g));
+    await forward();
     const { target } = this.p;
     if (kind === "write") await target.write(data!, offset);
     else if (kind === "zero") await target.writeZeroes(offset, length, { unmap: this.p.unmap });
     else await target.discard(offset, length);
-    // Whole granules now match on both sides.
-    this.bitmap.reset(offset, length);
+    wasDirty.forEach((dirty, k) => {
+      if (!dirty) this.bitmap.reset((first + k) * g, g);
+    });
     rt.increaseRemaining(length);
     rt.workDone(length);
   }
@@ -483,7 +495,7 @@ export class MirrorJob {
     const hooks = filterHooks(this.filter);
     await this.detach();
     hooks.stopped = true;
-    hooks.afterWrite = undefined;
+    hooks.interceptWrite = undefined;
     refreshFilterPerms(layer);
     let failure: unknown = null;
     try {

@@ -252,3 +252,38 @@ scen("s-commit-ioerror-stop", [
     cmd("job-resume", {"id": "c"}, until=done("c")),
 ], setup=CHAIN_SETUP, blockdev=CHAIN_DBG,
    post=["qemu-img info --output=json top.qcow2", "qemu-img compare -f qcow2 -F raw top.qcow2 ref.raw"])
+
+scen("s-mirror-write-blocking", [
+    cmd(BM, {"device": "drive0", "target": "tgt", "sync": "none", "copy-mode": "write-blocking"}, until=ready("drive0")),
+    hmp("qemu-io drive0 \"write -P 0x55 1M 64k\""),
+    hmp("qemu-io drive0 \"write -P 0x56 3M 4k\""),
+    cmd("block-job-cancel", {"device": "drive0"}, until=done("drive0")),
+], blockdev=[bd("tgt", "tgt.qcow2")],
+   setup=SRC_SETUP + ["qemu-img create -q -f qcow2 ref.qcow2 16M",
+                      "qemu-io -f qcow2 -c \"write -P 0x55 1M 64k\" -c \"write -P 0x56 3M 4k\" ref.qcow2"],
+   drive=["file={dir}/src.qcow2,format=qcow2,if=none,id=drive0,node-name=src"],
+   post=["qemu-img compare -f qcow2 -F qcow2 tgt.qcow2 ref.qcow2", "qemu-img check --output=json tgt.qcow2"])
+
+scen("s-drive-mirror-none", [
+    cmd(DM, {"device": "drive0", "target": "{dir}/ov.qcow2", "sync": "none"}, until=ready("drive0")),
+    hmp("qemu-io drive0 \"write -P 0x55 1M 64k\""),
+    cmd("job-complete", {"id": "drive0"}, until=done("drive0")),
+    cmd("query-block", record={"pick": ["device"]}),
+    cmd("query-named-block-nodes", {"flat": True}, record={"pick": ["node-name", "drv", "backing_file"]}),
+], blockdev=[], drive=["file={dir}/src.qcow2,format=qcow2,if=none,id=drive0"],
+   post=["qemu-img info --output=json ov.qcow2", "qemu-img map --output=json ov.qcow2", "qemu-img check --output=json ov.qcow2"])
+
+scen("s-drive-mirror-existing", [
+    cmd(DM, {"device": "drive0", "target": "{dir}/tgt.qcow2", "sync": "full", "mode": "existing", "format": "qcow2"}, until=ready("drive0")),
+    cmd("job-complete", {"id": "drive0"}, until=done("drive0")),
+], blockdev=[], drive=["file={dir}/src.qcow2,format=qcow2,if=none,id=drive0"],
+   post=["qemu-img compare -f qcow2 -F qcow2 src.qcow2 tgt.qcow2", "qemu-img map --output=json tgt.qcow2"])
+
+scen("s-mirror-speed", [
+    # (job-pause right now would be timing dependent: QEMU's mirror is often busy issuing I/O)
+    m(speed=4194304, until=done("m", "running")),
+    cmd("query-block-jobs"),
+    cmd("block-job-set-speed", {"device": "m", "speed": 0}, until=ready("m")),
+    cmd("job-complete", {"id": "m"}, until=done("m")),
+], blockdev=[bd("src", "src.qcow2"), bd("tgt", "tgt.qcow2")],
+   post=["qemu-img compare -f qcow2 -F qcow2 src.qcow2 tgt.qcow2"])

@@ -315,6 +315,15 @@ describe("HMP", () => {
     );
   });
 
+  it("help texts of the block_job_* commands (QEMU 7.2)", async () => {
+    const { c } = await boot();
+    expect(await hmp(c, "help block_job_cancel")).toBe(
+      "block_job_cancel [-f] device -- stop an active background block operation (use -f\r\n\t\t\t if you want to abort the operation immediately\r\n\t\t\t instead of keep running until data is in sync)\r\n",
+    );
+    expect(await hmp(c, "help block_job_set_speed")).toBe("block_job_set_speed device speed -- set maximum speed for a background block operation\r\n");
+    expect(await hmp(c, "help block_job_resume")).toBe("block_job_resume device -- resume a paused background block operation\r\n");
+  });
+
   it("block_job_* commands and their parse errors, as QEMU 7.2 prints them", async () => {
     const { emu, c } = await boot();
     const j = await MAKERS.running!(emu, "j");

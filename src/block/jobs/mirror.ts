@@ -31,7 +31,6 @@ import {
   skipFilters,
   SLICE_MS,
   yieldToLoop,
-  YIELD_EVERY,
   type JobRuntime,
   type OnError,
 } from "./mirror-runtime.ts";
@@ -68,6 +67,8 @@ export interface MirrorParams {
 const DEFAULT_BUF_SIZE = 16 << 20;
 const MAX_IO_BYTES = 1 << 20;
 const MAX_IN_FLIGHT = 16;
+/** Mirror requests are up to 1 MiB: yield after each so queries stay fast (see README numbers). */
+const MIRROR_YIELD_BYTES = 1 << 20;
 
 /** bdrv_get_default_bitmap_granularity: the target's cluster size within [4 KiB, 64 KiB]. */
 export function defaultGranularity(target: BlockNode): number {
@@ -259,7 +260,6 @@ export class MirrorJob {
       if (cnt > 0) {
         const issued = await this.iteration(rt, length);
         await rt.rateLimit(issued);
-        await this.maybeYield(issued);
         continue;
       }
       let complete = false;
@@ -281,9 +281,10 @@ export class MirrorJob {
     }
   }
 
+  /** Lets monitors run between requests: at least every MIRROR_YIELD_BYTES copied. */
   private async maybeYield(bytes: number): Promise<void> {
     this.sinceYield += bytes;
-    if (this.sinceYield >= YIELD_EVERY) {
+    if (this.sinceYield >= MIRROR_YIELD_BYTES) {
       this.sinceYield = 0;
       await yieldToLoop();
     }
@@ -394,6 +395,7 @@ export class MirrorJob {
       }
       accounted += method !== "copy" && zeroesCheap ? 0 : io;
       pos += io;
+      await this.maybeYield(io);
     }
     return accounted;
   }

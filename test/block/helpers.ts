@@ -73,7 +73,16 @@ export async function realQemu(extra: string[] = []): Promise<Session & { stdout
     proc.kill("SIGKILL");
     throw new Error("QEMU did not create its QMP socket");
   }
-  const s = net.connect(sock);
+  // The socket file appears at bind(), a moment before listen(): retry refused connects.
+  let s: net.Socket | undefined;
+  for (let attempt = 0; !s; attempt++) {
+    s = await new Promise<net.Socket | undefined>((resolve, reject) => {
+      const c = net.connect(sock);
+      c.once("connect", () => resolve(c));
+      c.once("error", (e) => (attempt < 100 ? resolve(undefined) : reject(e)));
+    });
+    if (!s) await new Promise((r) => setTimeout(r, 50));
+  }
   let broken: Error | null = null;
   s.on("error", (e) => {
     broken = e;

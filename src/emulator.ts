@@ -152,8 +152,9 @@ export class Emulator {
   close(cause: ShutdownCause = "host-signal"): Promise<void> {
     this.closing ??= (async () => {
       // Jobs are cancelled synchronously on exit in QEMU; their events still go out.
-      const jobs = this.jobs as unknown as { cancelAllSync?: () => unknown };
-      await jobs.cancelAllSync?.();
+      // vm_shutdown's bdrv_drain_all comes first: each job's paused/running pair.
+      await this.jobs.drained(() => {});
+      await this.jobs.cancelAllSync();
       this.monitors.flushAll();
       await this.block.close();
       await Promise.all(this.listeners.map((l) => l.close()));

@@ -248,6 +248,18 @@ describe("verb commands", () => {
   });
 });
 
+describe("quit", () => {
+  it("drains, then cancels every job (golden jobs-quit-with-running-job)", async () => {
+    const { emu, c } = await boot();
+    await MAKERS.running!(emu, "j");
+    c.drain();
+    await c.execute("quit");
+    await emu.whenQuit;
+    const events = c.drain().map((m) => (m.event === "JOB_STATUS_CHANGE" ? `j:${(m.data as Msg).status}` : m.event));
+    expect(events).toEqual(["SHUTDOWN", "j:paused", "j:running", "j:aborting", "BLOCK_JOB_CANCELLED", "j:concluded", "j:null"]);
+  });
+});
+
 describe("queries", () => {
   it("query-jobs and query-block-jobs: QEMU's members and order, newest first", async () => {
     const { emu, c } = await boot();

@@ -431,15 +431,24 @@ export class BlockLayer {
   // ---- Graph changes for jobs and snapshots -----------------------------------
 
   attachUser(parent: ExternalParent, node: BlockNode, childName: string, perm: number, shared: number): BdrvChild {
-    return this.graph.attach(parent, childName, node, { perm, shared });
+    const edge = this.graph.attach(parent, childName, node, { perm, shared });
+    if (parent.kind === "block-job" && !this.jobParents.includes(parent)) this.jobParents.push(parent);
+    return edge;
   }
+
+  /** Jobs holding nodes, in the order they first attached (QEMU lists jobs by creation). */
+  readonly jobParents: ExternalParent[] = [];
 
   setUserPerms(edge: BdrvChild, perm: number, shared: number): void {
     this.graph.setWanted(edge, perm, shared);
   }
 
-  detachUser(edge: BdrvChild): Promise<void> {
-    return this.graph.detach(edge);
+  async detachUser(edge: BdrvChild): Promise<void> {
+    await this.graph.detach(edge);
+    const p = edge.parent as ExternalParent;
+    if (p.kind === "block-job" && !this.graph.topoOrder().some((n) => n.parents.some((e) => e.parent === p))) {
+      this.jobParents.splice(this.jobParents.indexOf(p), 1);
+    }
   }
 
   /** Parent edges of `from` that may move to `to` without making a cycle. */

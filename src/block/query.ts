@@ -6,7 +6,7 @@
 import { genericError } from "../core/error.ts";
 import type { BlockBackend } from "./backend.ts";
 import type { BlockLayer } from "./index.ts";
-import { BlockNode, type ExternalParent } from "./node.ts";
+import type { BlockNode } from "./node.ts";
 import { resolveBackingPath } from "./paths.ts";
 import { permQapiList } from "./perms.ts";
 
@@ -52,7 +52,8 @@ export function blockDeviceInfo(node: BlockNode, opts: { flat: boolean; blk?: Bl
     ro: node.readOnly,
     drv: node.driverName,
   };
-  if (node.backing) out.backing_file = node.backing.node.driver.filename();
+  // bs->backing_file comes from a COW child only: filters (mirror_top) have none.
+  if (node.backing && !node.isFilter) out.backing_file = node.backing.node.driver.filename();
   out.backing_file_depth = opts.flat ? 0 : backingDepth(node);
   out.encrypted = false;
   out.detect_zeroes = node.common.detectZeroes;
@@ -109,13 +110,7 @@ export function blockGraph(layer: BlockLayer): Json {
     addNode(blk, "block-backend", blk.name);
     if (blk.root) addEdge(blk, blk.root);
   }
-  const jobs: ExternalParent[] = [];
-  for (const n of layer.nodes) {
-    for (const p of n.parents) {
-      if (!(p.parent instanceof BlockNode) && p.parent.kind === "block-job" && !jobs.includes(p.parent)) jobs.push(p.parent);
-    }
-  }
-  for (const job of jobs) {
+  for (const job of layer.jobParents) {
     addNode(job, "block-job", job.graphName);
     for (const n of layer.nodes) for (const p of n.parents) if (p.parent === job) addEdge(job, p);
   }

@@ -11,6 +11,7 @@
 import { genericError } from "../../core/error.ts";
 import type { BlockLayer, BlockNode, DriverDef, NodeDriver } from "../index.ts";
 import { Perm, PERM_ALL } from "../perms.ts";
+import { jsonFilename } from "../drivers/raw.ts";
 
 export const COPY_ON_READ = "copy-on-read";
 
@@ -75,7 +76,11 @@ export const copyOnReadDriver: DriverDef = {
       flush: () => file().flush(),
       resize: () => Promise.reject(genericError("Cannot resize a node while it is being streamed")),
       close: async () => {},
-      filename: () => file().driver.filename(),
+      // A json: child name makes the filter's own options the name (QEMU's generic refresh).
+      filename: () => {
+        const f = file().driver.filename();
+        return f.startsWith("json:") ? jsonFilename(ctx.node) : f;
+      },
       imageInfo: () => ({ format: COPY_ON_READ, "cluster-size": file().clusterSize || undefined, "dirty-flag": false }),
       actualSize: () => file().driver.actualSize?.(),
       get clusterSize() {

@@ -112,6 +112,8 @@ export async function insertTopFilter(
 ): Promise<BlockNode> {
   ensureTopFilterDrivers(layer);
   const options: Record<string, unknown> = { driver, backing: below.nodeName };
+  // commit_top is opened without BDRV_O_RDWR.
+  if (driver === COMMIT_TOP) options["read-only"] = true;
   if (nodeName !== undefined) options["node-name"] = nodeName;
   const filter = await layer.openNode(options, { allowInternal: true });
   filterHooks(filter);

@@ -193,7 +193,7 @@ export function leftoverOrder(keys: string[]): string[] {
   if (keys.length < 2) return keys;
   if (keys.length > 7) return keys;
   const slots: (string | undefined)[] = new Array(8);
-  for (const k of qdictOrder(keys)) {
+  for (const k of qdictOrder([...keys])) {
     let h = gStrHash(k);
     if (h < 2) h = 2;
     let idx = (Math.imul(h, 11) >>> 0) % 7;

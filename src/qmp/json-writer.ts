@@ -29,24 +29,25 @@ export function qdictBucket(key: string): number {
 
 /**
  * Keys in the order QEMU would print them, given insertion order: by QDict
- * bucket, and within a bucket the most recently inserted first.
+ * bucket, and within a bucket the most recently inserted first. Sorts the
+ * given (fresh) array in place: reversed, then a stable insertion sort by
+ * bucket, which keeps later-inserted keys first within a bucket.
  */
 export function qdictOrder(keys: string[]): string[] {
   const n = keys.length;
   if (n < 2) return keys;
-  const buckets = keys.map(qdictBucket);
-  const idx = keys.map((_, i) => i);
-  // Insertion sort: argument and reply objects are small.
+  keys.reverse();
   for (let i = 1; i < n; i++) {
-    const cur = idx[i]!;
+    const k = keys[i]!;
+    const b = qdictBucket(k);
     let j = i - 1;
-    while (j >= 0 && (buckets[idx[j]!]! > buckets[cur]! || (buckets[idx[j]!] === buckets[cur] && idx[j]! < cur))) {
-      idx[j + 1] = idx[j]!;
+    while (j >= 0 && qdictBucket(keys[j]!) > b) {
+      keys[j + 1] = keys[j]!;
       j--;
     }
-    idx[j + 1] = cur;
+    keys[j + 1] = k;
   }
-  return idx.map((i) => keys[i]!);
+  return keys;
 }
 
 /** The exact decimal digits of a finite positive double and the power of ten of the last digit. */

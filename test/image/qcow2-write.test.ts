@@ -236,3 +236,21 @@ describe.skipIf(!hasQemu)("images written by the library", () => {
     expect(firstDiff(new Uint8Array(fs.readFileSync(file)), shadow)).toBe(-1);
   });
 });
+
+describe.skipIf(!hasQemu)("resize with internal snapshots (allowed in QEMU 7.2)", () => {
+  it("grows and shrinks, keeping the snapshot readable", async () => {
+    const file = t.file("snapresize.qcow2");
+    qemuImg("create", "-q", "-f", "qcow2", file, "4M");
+    qemuIo(file, ["write -P 0x09 0 4M"]);
+    qemuImg("snapshot", "-c", "s", file);
+    const img = await openQcow2(openFileStore(file));
+    await img.resize(8 << 20);
+    await img.resize(1 << 20);
+    await img.close();
+    expect(qemuCheck(file).status).toBe(0);
+    const snap = t.file("snapresize-s.raw");
+    qemuImg("convert", "-l", "snapshot.name=s", "-O", "raw", file, snap);
+    expect(fs.readFileSync(snap).every((b) => b === 9)).toBe(true);
+    expect(JSON.parse(qemuImg("info", "--output=json", file).stdout)["virtual-size"]).toBe(1 << 20);
+  });
+});

@@ -799,9 +799,6 @@ export class Qcow2Image implements DiskImage {
     return this.lock.run(async () => {
       if (this.readOnly) throw ioError("EPERM");
       if (size % 512) throw ioError("EINVAL", "The new size must be a multiple of 512");
-      if (this.header.nbSnapshots > 0 && size !== this.size) {
-        throw ioError("ENOTSUP", "Can't resize an image which has snapshots");
-      }
       const cs = this.clusterSize;
       const span = cs * this.l2Entries;
       if (size < this.size) {

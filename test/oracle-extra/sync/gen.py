@@ -287,3 +287,29 @@ scen("s-mirror-speed", [
     cmd("job-complete", {"id": "m"}, until=done("m")),
 ], blockdev=[bd("src", "src.qcow2"), bd("tgt", "tgt.qcow2")],
    post=["qemu-img compare -f qcow2 -F qcow2 src.qcow2 tgt.qcow2"])
+
+scen("s-queries-during-jobs", [
+    m(speed=1, **{"filter-node-name": "mtop"}, until=done("m", "running")),
+    # (the target's actual-size depends on how far the first request got)
+    cmd("query-named-block-nodes", {"flat": True}, record={"pick": ["node-name", "drv", "file", "backing_file", "ro", "dirty-bitmaps", "backing_file_depth"]}),
+    cmd("query-block"),
+    cmd("job-cancel", {"id": "m"}, until=done("m")),
+    m(speed=1, until=done("m", "running")),
+    cmd("query-named-block-nodes", {"flat": True}, record={"pick": ["node-name", "drv", "file", "ro"]}),
+    cmd("job-cancel", {"id": "m"}, until=done("m")),
+    cmd("query-named-block-nodes", {"flat": True}, record={"pick": ["node-name", "drv", "file", "ro"]}),
+], blockdev=[bd("tgt", "tgt.qcow2")],
+   drive=["file={dir}/src.qcow2,format=qcow2,if=none,id=drive0,node-name=src"])
+
+scen("s-queries-during-stream-commit", [
+    st(**{"job-id": "s", "speed": 1, "filter-node-name": "cor"}, until=done("s", "running")),
+    cmd("query-named-block-nodes", {"flat": True}, record={"pick": ["node-name", "drv", "file", "backing_file", "ro"]}),
+    cmd("job-cancel", {"id": "s"}, until=done("s")),
+    cm(**{"job-id": "c", "speed": 1, "top-node": "mid", "filter-node-name": "ctop"}, until=done("c", "running")),
+    cmd("query-named-block-nodes", {"flat": True}, record={"pick": ["node-name", "drv", "file", "backing_file", "ro"]}),
+    cmd("job-cancel", {"id": "c"}, until=done("c")),
+    cm(**{"job-id": "a", "speed": 1, "filter-node-name": "atop"}, until=done("a", "running")),
+    cmd("query-named-block-nodes", {"flat": True}, record={"pick": ["node-name", "drv", "file", "backing_file", "ro"]}),
+    cmd("job-cancel", {"id": "a"}, until=done("a")),
+    cmd("query-named-block-nodes", {"flat": True}, record={"pick": ["node-name", "drv", "file", "backing_file", "ro"]}),
+], setup=CHAIN_SETUP, blockdev=CHAIN_BD)

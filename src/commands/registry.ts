@@ -12,6 +12,9 @@ import * as block from "./block.ts";
 import * as jobs from "./jobs.ts";
 import * as blockJobs from "./block-jobs.ts";
 import * as blockJobsSync from "./block-jobs-sync.ts";
+import * as machineExtra from "./machine-extra.ts";
+import * as migration from "./migration.ts";
+import * as qom from "./qom.ts";
 
 export interface CommandModule {
   readonly commands: readonly CommandDef[];
@@ -19,7 +22,9 @@ export interface CommandModule {
   readonly events?: readonly EventDef[];
 }
 
-export const commandModules: readonly CommandModule[] = [control, machine, hmp, block, jobs, blockJobs, blockJobsSync];
+export const commandModules: readonly CommandModule[] = [control, machine, hmp, block, jobs, blockJobs, blockJobsSync,
+  // After machine: qom's query-iothreads (objects from object-add) replaces machine's empty one.
+  machineExtra, migration, qom];
 
 export interface CommandTables {
   commands: Map<string, CommandDef>;

@@ -1,0 +1,42 @@
+/**
+ * Per-emulator state of the machine-extra commands (QOM tree, migration
+ * settings), created on first use so the composition root needs no change.
+ */
+import type { Emulator } from "../emulator.ts";
+import { buildTree, type ChardevInfo, type QomTree } from "../qom/tree.ts";
+import { MigrationSettings } from "./migration.ts";
+
+export interface ExtraState {
+  qom: QomTree;
+  migration: MigrationSettings;
+}
+
+const states = new WeakMap<Emulator, ExtraState>();
+
+/** The monitors' socket chardevs as QEMU names them (compat_monitorN for -qmp). */
+export function monitorChardevs(emu: Emulator): (ChardevInfo & { filename: string })[] {
+  let compat = 0;
+  const out: (ChardevInfo & { filename: string })[] = [];
+  for (const spec of emu.options.monitors ?? []) {
+    const id = spec.id ?? `compat_monitor${compat++}`;
+    const c = spec.chardev;
+    if (c.kind === "unix") out.push({ id, addr: { type: "unix", path: c.path }, filename: `unix:${c.path},server=on` });
+    else if (c.kind === "tcp") {
+      out.push({
+        id,
+        addr: { type: "inet", host: c.host, port: String(c.port) },
+        filename: `disconnected:tcp:${c.host}:${c.port},server=on`,
+      });
+    }
+  }
+  return out;
+}
+
+export function extraState(emu: Emulator): ExtraState {
+  let s = states.get(emu);
+  if (!s) {
+    s = { qom: buildTree(monitorChardevs(emu)), migration: new MigrationSettings() };
+    states.set(emu, s);
+  }
+  return s;
+}

@@ -1,0 +1,194 @@
+/**
+ * The user-creatable object types qmpemu emulates (object-add): for each,
+ * its place in the type hierarchy, how object-add's arguments become an
+ * object, and the property list in QEMU 7.2's qom-list order.
+ */
+import { Buffer } from "node:buffer";
+import * as fs from "node:fs";
+import { genericError } from "../core/error.ts";
+import { QomObject, field, visitScalar, type QomProperty } from "./object.ts";
+
+const INT64_MAX = "9223372036854775807";
+
+/** An object created by object-add, with what the query commands read from it. */
+export class UserObject extends QomObject {
+  constructor(
+    typename: string,
+    props: QomProperty[],
+    /** Live state for the query commands (query-iothreads, query-memdev). */
+    readonly state: Record<string, unknown>,
+  ) {
+    super(typename, props);
+  }
+}
+
+export interface UserType {
+  readonly name: string;
+  readonly parent: string;
+  /** Builds the object from object-add's arguments (already schema-checked). */
+  create(args: Record<string, unknown>, id: string): UserObject;
+}
+
+function nonNegative(name: string) {
+  return (v: number) => {
+    if (v < 0) throw genericError(`${name} value must be in range [0, ${INT64_MAX}]`);
+  };
+}
+
+let nextThreadId = 1;
+
+function eventLoopProps(s: { "thread-pool-min": { value: number }; "thread-pool-max": { value: number }; "aio-max-batch": { value: number } }) {
+  const poolCheck = (min: number, max: number) => {
+    if (min > max || min < 0 || max <= 0) throw genericError("bad thread-pool-min/thread-pool-max values");
+  };
+  return {
+    min: field("thread-pool-min", "int", s["thread-pool-min"], { check: (v) => poolCheck(v, s["thread-pool-max"].value) }),
+    batch: field("aio-max-batch", "int", s["aio-max-batch"], { check: nonNegative("aio-max-batch") }),
+    max: field("thread-pool-max", "int", s["thread-pool-max"], { check: (v) => poolCheck(s["thread-pool-min"].value, v) }),
+  };
+}
+
+const iothread: UserType = {
+  name: "iothread",
+  parent: "event-loop-base",
+  create(args) {
+    const num = (k: string, d: number) => ({ value: (args[k] as number | undefined) ?? d });
+    const s = {
+      "thread-pool-min": num("thread-pool-min", 0),
+      "thread-pool-max": num("thread-pool-max", 64),
+      "aio-max-batch": num("aio-max-batch", 0),
+      "poll-max-ns": num("poll-max-ns", 32768),
+      "poll-grow": num("poll-grow", 0),
+      "poll-shrink": num("poll-shrink", 0),
+    };
+    for (const k of ["aio-max-batch", "poll-max-ns", "poll-grow", "poll-shrink"] as const) nonNegative(k)(s[k].value);
+    if (
+      s["thread-pool-min"].value > s["thread-pool-max"].value ||
+      s["thread-pool-min"].value < 0 ||
+      s["thread-pool-max"].value <= 0
+    ) {
+      throw genericError("bad thread-pool-min/thread-pool-max values");
+    }
+    const loop = eventLoopProps(s);
+    const props = [
+      loop.min,
+      loop.batch,
+      loop.max,
+      ...(["poll-max-ns", "poll-grow", "poll-shrink"] as const).map((k) => field(k, "int", s[k], { check: nonNegative(k) })),
+    ];
+    return new UserObject("iothread", props, { values: s, threadId: process.pid + nextThreadId++ });
+  },
+};
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+const secret: UserType = {
+  name: "secret",
+  parent: "secret_common",
+  create(args) {
+    const data = args.data as string | undefined;
+    const file = args.file as string | undefined;
+    const format = (args.format as string | undefined) ?? "raw";
+    if (data !== undefined && file !== undefined) throw genericError("'file' and 'data' are mutually exclusive");
+    if (data === undefined && file === undefined) throw genericError("Either 'file' or 'data' must be provided");
+    if (format === "base64" && data !== undefined && (!BASE64.test(data) || data.length % 4 !== 0)) {
+      throw genericError("Base64 data contains invalid characters");
+    }
+    if (file !== undefined) {
+      try {
+        fs.readFileSync(file);
+      } catch (e) {
+        throw genericError(`Unable to read ${file}: ${(e as Error).message}`);
+      }
+    }
+    const s = {
+      iv: { value: (args.iv as string | undefined) ?? "" },
+      keyid: { value: (args.keyid as string | undefined) ?? "" },
+      format: { value: format },
+      file: { value: file ?? "" },
+      data: { value: data ?? "" },
+    };
+    const props: QomProperty[] = [
+      field("iv", "string", s.iv),
+      field("keyid", "string", s.keyid),
+      { name: "loaded", type: "bool", get: () => true, set: (v) => void visitScalar("loaded", "bool", v) },
+      {
+        name: "format",
+        type: "QCryptoSecretFormat",
+        get: () => s.format.value,
+        set: (v) => {
+          const f = visitScalar("format", "str", v) as string;
+          if (f !== "raw" && f !== "base64") throw genericError(`Parameter 'format' does not accept value '${f}'`);
+          s.format.value = f;
+        },
+      },
+      field("file", "string", s.file),
+      field("data", "string", s.data),
+    ];
+    return new UserObject("secret", props, { secret: s, bytes: () => (s.format.value === "base64" ? Buffer.from(s.data.value, "base64") : Buffer.from(s.data.value)) });
+  },
+};
+
+const memoryBackendRam: UserType = {
+  name: "memory-backend-ram",
+  parent: "memory-backend",
+  create(args, id) {
+    const size = args.size as number;
+    if (size === 0) throw genericError("property 'size' of memory-backend-ram doesn't take value '0'");
+    const flag = (k: string, d: boolean) => ({ value: (args[k] as boolean | undefined) ?? d });
+    const s = {
+      share: flag("share", false),
+      dump: flag("dump", true),
+      prealloc: flag("prealloc", false),
+      reserve: flag("reserve", true),
+      merge: flag("merge", true),
+      "x-use-canonical-path-for-ramblock-id": flag("x-use-canonical-path-for-ramblock-id", true),
+      "prealloc-threads": { value: (args["prealloc-threads"] as number | undefined) ?? 1 },
+      policy: (args.policy as string | undefined) ?? "default",
+      "host-nodes": (args["host-nodes"] as number[] | undefined) ?? [],
+    };
+    // Properties that shape the RAM block are fixed once the backend exists.
+    const frozen = (name: string, get: () => unknown, type: string): QomProperty => ({
+      name,
+      type,
+      get,
+      set: () => {
+        throw genericError(`cannot change property ${name} of memory-backend-ram `);
+      },
+    });
+    const props: QomProperty[] = [
+      frozen("share", () => s.share.value, "bool"),
+      frozen("size", () => size, "int"),
+      field("dump", "bool", s.dump),
+      field("prealloc-threads", "int", s["prealloc-threads"]),
+      frozen("x-use-canonical-path-for-ramblock-id", () => s["x-use-canonical-path-for-ramblock-id"].value, "bool"),
+      frozen("policy", () => s.policy, "HostMemPolicy"),
+      { name: "prealloc-context", type: "link<thread-context>", get: () => "" },
+      field("prealloc", "bool", s.prealloc),
+      frozen("reserve", () => s.reserve.value, "bool"),
+      frozen("host-nodes", () => s["host-nodes"], "int"),
+      field("merge", "bool", s.merge),
+    ];
+    const obj = new UserObject("memory-backend-ram", props, { memdev: () => ({ id, size, ...s }) });
+    obj.addChild(`${id}[0]`, new QomObject("memory-region"));
+    return obj;
+  },
+};
+
+const authzSimple: UserType = {
+  name: "authz-simple",
+  parent: "authz",
+  create(args) {
+    const identity = { value: args.identity as string };
+    return new UserObject("authz-simple", [field("identity", "string", identity)], {});
+  },
+};
+
+export const USER_TYPES: ReadonlyMap<string, UserType> = new Map(
+  [iothread, secret, memoryBackendRam, authzSimple].map((t) => [t.name, t]),
+);
+
+/** QEMU's id_wellformed: a letter, then letters, digits, '-', '.', '_'. */
+export function isWellFormedId(id: string): boolean {
+  return /^[A-Za-z][A-Za-z0-9_.-]*$/.test(id);
+}

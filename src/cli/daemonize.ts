@@ -5,9 +5,9 @@
  * caller connect right after the parent returns.
  *
  * The child is told it is the daemon by an environment variable and reports
- * on an extra pipe (fd 3): "R" = ready; EOF without "R" = failed. Its stdin
- * and stdout are /dev/null; stderr stays the caller's until ready, so
- * startup errors are seen, and the daemon is silent afterwards.
+ * on an extra pipe (fd 3): "R" = ready; exit without "R" = failed. Its stdin
+ * and stdout are /dev/null; its stderr is relayed by the parent until ready
+ * (startup errors are seen), and the daemon is silent afterwards.
  */
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
@@ -25,31 +25,43 @@ export function isDaemonChild(): boolean {
  */
 export function spawnDaemon(command: string, args: string[], argv0: string): Promise<number> {
   return new Promise((resolve) => {
+    // stderr goes through us, so the caller's stderr is released when we exit (QEMU's daemon
+    // points its stderr at /dev/null): a caller reading our stderr to EOF is not kept waiting.
     const child = spawn(command, args, {
       argv0,
       detached: true,
-      stdio: ["ignore", "ignore", "inherit", "pipe"],
+      stdio: ["ignore", "ignore", "pipe", "pipe"],
       env: { ...process.env, [CHILD_ENV]: "1" },
     });
-    let ready = false;
-    const pipe = child.stdio[READY_FD] as NodeJS.ReadableStream | null;
-    pipe?.on("data", (d: Buffer) => {
-      if (d.includes("R")) ready = true;
-    });
+    const pipe = child.stdio[READY_FD] as (NodeJS.ReadableStream & { destroy(): void }) | null;
+    child.stderr?.on("data", (d: Buffer) => process.stderr.write(d));
+    let done = false;
     const finish = (code: number) => {
+      if (done) return;
+      done = true;
       child.unref();
-      (pipe as unknown as { destroy?: () => void })?.destroy?.();
+      pipe?.destroy();
+      child.stderr?.destroy();
       resolve(code);
     };
-    pipe?.on("end", () => {
-      if (ready) finish(0);
+    pipe?.on("data", (d: Buffer) => {
+      if (d.includes("R")) finish(0);
     });
     child.on("error", () => finish(1));
+    // Exit without "ready": startup failed. Its messages come through stderr, so finish
+    // once both the exit and the end of stderr were seen (Bun and Node order them differently).
+    let exitCode: number | undefined;
+    let stderrOpen = child.stderr !== null;
+    const maybeFailed = () => {
+      if (exitCode !== undefined && !stderrOpen) finish(exitCode || 1);
+    };
     child.on("exit", (code) => {
-      if (!ready) finish(code || 1);
+      exitCode = code ?? 1;
+      maybeFailed();
     });
-    pipe?.on("close", () => {
-      if (ready) finish(0);
+    child.stderr?.on("close", () => {
+      stderrOpen = false;
+      maybeFailed();
     });
   });
 }

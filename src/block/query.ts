@@ -9,6 +9,7 @@ import type { BlockLayer } from "./index.ts";
 import type { BlockNode } from "./node.ts";
 import { resolveBackingPath } from "./paths.ts";
 import { permQapiList } from "./perms.ts";
+import { qdictOrder } from "../qmp/json-writer.ts";
 
 type Json = Record<string, unknown>;
 
@@ -137,14 +138,75 @@ function describeInserted(title: string, info: Json, removable: boolean): string
   return s;
 }
 
+/** util/cutils.c size_to_str: three significant digits and a binary unit ("4.25 MiB", "512 "). */
+export function sizeToStr(val: number): string {
+  const suffixes = ["", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+  const i = val <= 0 ? 0 : Math.min(6, Math.floor((Math.floor(Math.log2(val / (1000 / 1024))) + 1 - 1) / 10));
+  return `${g3(val / 2 ** (i * 10))} ${suffixes[i]}`;
+}
+
+/** printf's %0.3g for the values size_to_str produces (< 1024): exact ties round to even. */
+function g3(x: number): string {
+  if (x === 0) return "0";
+  const factor = 10 ** (2 - Math.floor(Math.log10(x)));
+  const y = x * factor;
+  const f = Math.floor(y);
+  const r = y - f > 0.5 || (y - f === 0.5 && f % 2 === 1) ? f + 1 : f;
+  return String(Number((r / factor).toPrecision(3)));
+}
+
+/** dump_qobject: nested QDict/QList text with 4-space indents, keys with '-' → ' ', in QDict order. */
+function dumpValue(indent: number, key: string, v: unknown): string {
+  const pad = " ".repeat(indent * 4);
+  if (Array.isArray(v)) return `${pad}${key}:\n` + v.map((x, i) => dumpValue(indent + 1, `[${i}]`, x)).join("");
+  if (v && typeof v === "object") return `${pad}${key}:\n` + dumpDict(indent + 1, v as Json);
+  return `${pad}${key}: ${String(v)}\n`;
+}
+
+function dumpDict(indent: number, d: Json): string {
+  return qdictOrder(Object.keys(d))
+    .map((k) => dumpValue(indent, k.replace(/-/g, " "), d[k]))
+    .join("");
+}
+
+/** bdrv_image_info_dump, for `info block -v`. */
+function imageInfoDump(info: Json): string {
+  let s = `image: ${info.filename}\nfile format: ${info.format}\n`;
+  s += `virtual size: ${sizeToStr(info["virtual-size"] as number)} (${info["virtual-size"]} bytes)\n`;
+  s += `disk size: ${info["actual-size"] === undefined ? "unavailable" : sizeToStr(info["actual-size"] as number)}\n`;
+  if (info["cluster-size"] !== undefined) s += `cluster_size: ${info["cluster-size"]}\n`;
+  if (info["dirty-flag"]) s += "cleanly shut down: no\n";
+  if (info["backing-filename"] !== undefined) {
+    s += `backing file: ${info["backing-filename"]}`;
+    if (info["full-backing-filename"] === undefined) s += " (cannot determine actual path)";
+    else if (info["full-backing-filename"] !== info["backing-filename"]) s += ` (actual path: ${info["full-backing-filename"]})`;
+    s += "\n";
+    if (info["backing-filename-format"] !== undefined) s += `backing file format: ${info["backing-filename-format"]}\n`;
+  }
+  const fs = info["format-specific"] as { data: Json } | undefined;
+  if (fs) s += "Format specific information:\n" + dumpDict(1, fs.data);
+  return s;
+}
+
+function imageChainDump(info: Json): string {
+  let s = "";
+  for (let i: Json | undefined = info; i; i = i["backing-image"] as Json | undefined) s += imageInfoDump(i);
+  return s;
+}
+
 /** HMP `info block [-n] [-v] [device]`. */
 export function infoBlock(layer: BlockLayer, argLine: string): string {
   const words = argLine.trim().split(/\s+/).filter(Boolean);
   const named = words.includes("-n");
+  const verbose = words.includes("-v");
+  const images = (info: Json) => (verbose ? `\nImages:\n${imageChainDump(info.image as Json)}` : "");
   const device = words.find((w) => !w.startsWith("-"));
   const parts: string[] = [];
   if (named) {
-    for (const n of [...layer.nodes].reverse()) parts.push(describeInserted(n.nodeName, blockDeviceInfo(n, { flat: false }), false));
+    for (const n of [...layer.nodes].reverse()) {
+      const info = blockDeviceInfo(n, { flat: false });
+      parts.push(describeInserted(n.nodeName, info, false) + images(info));
+    }
   } else {
     for (const blk of layer.backends.filter((b) => b.name && (!device || b.name === device))) {
       const node = blk.node;
@@ -152,7 +214,8 @@ export function infoBlock(layer: BlockLayer, argLine: string): string {
         parts.push(`${blk.name}: [not inserted]\n    Removable device: not locked, tray closed\n`);
         continue;
       }
-      parts.push(describeInserted(`${blk.name} (${node.nodeName})`, blockDeviceInfo(node, { flat: false, blk }), blk.removable));
+      const info = blockDeviceInfo(node, { flat: false, blk });
+      parts.push(describeInserted(`${blk.name} (${node.nodeName})`, info, blk.removable) + images(info));
     }
   }
   return parts.join("\n");

@@ -182,10 +182,12 @@ export const commands: CommandDef[] = [
   defineCommand({
     name: "migrate-start-postcopy",
     handler: (_a, { emu }) => {
-      if (!extraState(emu).migration.capability("postcopy-ram")) {
+      const m = extraState(emu).migration;
+      // Bitmap migration runs in the postcopy phase too, so either capability enables it.
+      if (!m.capability("postcopy-ram") && !m.capability("dirty-bitmaps")) {
         throw genericError("Enable postcopy with migrate_set_capability before the start of migration");
       }
-      throw genericError("postcopy must be started after migration has been started");
+      throw genericError("Postcopy must be started after migration has been started");
     },
   }),
 ];

@@ -57,6 +57,9 @@ export function defaultParameters(): Record<string, unknown> {
   };
 }
 
+/** QEMU 7.2 accepts these in migrate-set-parameters but never stores them (query keeps the defaults). */
+const IGNORED_ON_SET = new Set(["multifd-zlib-level", "multifd-zstd-level"]);
+
 type Check = (v: number, all: Record<string, unknown>) => string | undefined;
 
 const between = (name: string, lo: number, hi: number): Check => (v) =>
@@ -74,7 +77,6 @@ const PARAMETER_CHECKS: [string, Check][] = [
   ["cpu-throttle-increment", inRange("cpu_throttle_increment", 1, 99)],
   ["downtime-limit", (v) => (v > 2000000 ? "Parameter 'downtime_limit' expects an integer in the range of 0 to (2000 * 1000) ms" : undefined)],
   ["multifd-channels", between("multifd_channels", 1, 255)],
-  ["multifd-zlib-level", between("multifd_zlib_level", 0, 9)],
   [
     "xbzrle-cache-size",
     (v) =>
@@ -89,9 +91,10 @@ const PARAMETER_CHECKS: [string, Check][] = [
         ? "Parameter 'max_cpu_throttle' expects an integer in the range of cpu_throttle_initial to 99"
         : undefined,
   ],
-  ["announce-initial", (v) => (v > 100000 ? "Parameter 'announce_initial' expects an integer less than 100000" : undefined)],
-  ["announce-max", (v) => (v > 100000 ? "Parameter 'announce_max' expects an integer less than 100000" : undefined)],
-  ["announce-rounds", (v) => (v > 1000 ? "Parameter 'announce_rounds' expects an integer less than 1000" : undefined)],
+  ["announce-initial", between("announce_initial", 0, 100000)],
+  ["announce-max", between("announce_max", 0, 100000)],
+  ["announce-rounds", between("announce_rounds", 0, 1000)],
+  // QEMU rejects 0 but names the range from 0.
   ["announce-step", (v) => (v < 1 || v > 10000 ? "Parameter 'announce_step' expects a value between 0 and 10000" : undefined)],
 ];
 
@@ -140,7 +143,7 @@ export class MigrationSettings {
   setParameters(args: Record<string, unknown>): void {
     const merged = { ...this.params };
     for (const [k, v] of Object.entries(args)) {
-      if (k === "block-bitmap-mapping") continue;
+      if (k === "block-bitmap-mapping" || IGNORED_ON_SET.has(k)) continue;
       // StrOrNull: null means "unset", which QEMU stores as "".
       merged[k] = v === null ? "" : typeof v === "bigint" ? Number(v) : v;
     }

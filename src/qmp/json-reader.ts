@@ -535,6 +535,25 @@ const SIMPLE_ESCAPES: Record<number, string> = {
   0x22: '"', 0x27: "'", 0x5c: "\\", 0x2f: "/", 0x62: "\b", 0x66: "\f", 0x6e: "\n", 0x72: "\r", 0x74: "\t",
 };
 
+const INTERN_MAX_LEN = 48;
+const internTable = new Map<number, string>();
+
+function intern(bytes: Uint8Array, start: number, end: number, hash: number): string {
+  const key = (hash ^ Math.imul(end - start, 0x9e3779b1)) | 0;
+  const hit = internTable.get(key);
+  if (hit !== undefined && hit.length === end - start) {
+    let same = true;
+    for (let i = 0; i < hit.length; i++) {
+      if (hit.charCodeAt(i) !== bytes[start + i]) { same = false; break; }
+    }
+    if (same) return hit;
+  }
+  const s = latin1(bytes, start, end);
+  if (internTable.size >= 4096) internTable.clear();
+  internTable.set(key, s);
+  return s;
+}
+
 class StringError {
   constructor(readonly message: string) {}
 }
@@ -554,13 +573,16 @@ function decodeStringOrThrow(tok: Uint8Array, end: number): string {
     throw new StringError(msg);
   };
   const quote = tok[0]!;
-  // Fast path: printable ASCII without escapes.
+  // Fast path: printable ASCII without escapes; short ones are interned
+  // (command names and member names repeat in every request).
   let simple = true;
+  let hash = 0;
   for (let i = 1; i < end - 1; i++) {
     const c = tok[i]!;
     if (c === 0x5c || c >= 0x80) { simple = false; break; }
+    hash = (Math.imul(hash, 31) + c) | 0;
   }
-  if (simple) return latin1(tok, 1, end - 1);
+  if (simple) return end - 2 <= INTERN_MAX_LEN ? intern(tok, 1, end - 1, hash) : latin1(tok, 1, end - 1);
 
   const parts: number[] = [];
   let out = "";

@@ -81,7 +81,7 @@ export class QmpSession {
   private pumping = false;
   private closed = false;
   /** Output waiting for the end of this turn; always ASCII (the writer escapes). */
-  private out: Buffer = Buffer.allocUnsafe(16 * 1024);
+  private out = "";
   private outLen = 0;
   private flushScheduled = false;
   private readonly closeListeners: (() => void)[] = [];
@@ -294,13 +294,9 @@ export class QmpSession {
   /** Coalesces all lines produced in one turn into a single transport write. */
   private write(line: string): void {
     if (this.closed) return;
-    const need = this.outLen + line.length;
-    if (need > this.out.length) {
-      const bigger = Buffer.allocUnsafe(Math.max(need, this.out.length * 2));
-      this.out.copy(bigger, 0, 0, this.outLen);
-      this.out = bigger;
-    }
-    this.outLen += this.out.write(line, this.outLen, "latin1");
+    // String concatenation is a cheap rope append; the socket encodes once.
+    this.out += line;
+    this.outLen += line.length;
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       queueMicrotask(() => this.flush());
@@ -310,16 +306,8 @@ export class QmpSession {
   flush(): void {
     this.flushScheduled = false;
     if (this.closed || this.outLen === 0) return;
-    // The transport may keep the bytes: small outputs are copied (pooled
-    // allocation), large ones handed over with a fresh buffer for us.
-    let data: Buffer;
-    if (this.outLen <= 8 * 1024) {
-      data = Buffer.allocUnsafe(this.outLen);
-      this.out.copy(data, 0, 0, this.outLen);
-    } else {
-      data = this.out.subarray(0, this.outLen);
-      this.out = Buffer.allocUnsafe(Math.max(16 * 1024, Math.min(this.out.length, 1 << 20)));
-    }
+    const data = this.out;
+    this.out = "";
     this.outLen = 0;
     if (this.transport.write(data) === false && this.transport.onDrain && !this.outputBlocked) {
       this.outputBlocked = true;
@@ -338,6 +326,7 @@ export class QmpSession {
   private disconnected(): void {
     if (this.closed) return;
     this.closed = true;
+    this.out = "";
     this.outLen = 0;
     this.queue.length = 0;
     this.reader.reset();

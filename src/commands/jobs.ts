@@ -270,15 +270,19 @@ const SUFFIX_SHIFT: Record<string, number> = { b: 0, k: 10, m: 20, g: 30, t: 40,
 
 /** qemu_strtosz with MiB as the default unit: decimal (with fraction) or 0x hex, optional B/K/M/G/T/P/E. */
 export function parseSizeMiB(text: string): { value: number; length: number } | null {
-  const m = /^(?:0[xX]([0-9a-fA-F]+)|(\d+)(\.\d*)?)([bBkKmMgGtTpPeE])?/.exec(text);
+  const m = /^\+?(?:0[xX]([0-9a-fA-F]+)|(\d+)(\.\d*)?)([bBkKmMgGtTpPeE])?/.exec(text);
   if (!m) return null;
   const [whole, hex, int, frac, suffix] = m;
-  if (hex !== undefined && suffix !== undefined) return null;
+  const next = text[whole!.length] ?? "";
+  // Hex takes a suffix (in 7.2) but no fraction.
+  if (hex !== undefined && next === ".") return null;
+  // strtod would read "1.5e3" as an exponent, which QEMU refuses.
+  if (frac !== undefined && /^[eE]$/.test(suffix ?? "") && /^[-+\d]/.test(next)) return null;
   const shift = suffix !== undefined ? SUFFIX_SHIFT[suffix.toLowerCase()]! : 20;
-  if (frac && frac.length > 1 && shift === 0) return null;
+  const fraction = frac !== undefined && frac.length > 1 ? Number(`0${frac}`) : 0;
+  if (fraction && shift === 0) return null; // a fraction needs a unit above bytes
   const base = hex !== undefined ? BigInt(`0x${hex}`) : BigInt(int!);
-  let value = base << BigInt(shift);
-  if (frac && frac.length > 1) value += BigInt(Math.trunc(Number(`0${frac}`) * 2 ** shift));
+  const value = (base << BigInt(shift)) + BigInt(Math.trunc(fraction * 2 ** shift));
   if (value > 0x7fffffffffffffffn) return null;
   return { value: Number(value), length: whole!.length };
 }

@@ -54,6 +54,7 @@ const STEPS = [
   hmp("block_job_set_speed nope 8E"),
   hmp("block_job_set_speed nope 1x"),
   hmp("block_job_set_speed nope"),
+  ...["+5", "0x1.5", "0x10k", "1.5e3", "1.5b", "1.", "1.5E", "0.5", "2g", "1 2"].map((v) => hmp(`block_job_set_speed nope ${v}`)),
   hmp("help block_job_cancel"),
   hmp("help block_job_complete"),
   hmp("help block_job_pause"),
@@ -67,6 +68,7 @@ describe.skipIf(!haveQemu)("job commands without jobs vs real QEMU 7.2", () => {
     const [qemu, emu] = await Promise.all([startQemu(), startEmu()]);
     peers = [qemu, emu];
     const [theirs, ours] = [await exchange(qemu, STEPS), await exchange(emu, STEPS)];
-    STEPS.forEach((st, i) => expect(ours[i], JSON.stringify(st)).toEqual(theirs[i]));
+    const label = (replies: string[][]) => STEPS.map((st, i) => `${JSON.stringify(st)} -> ${replies[i]!.join(" | ")}`);
+    expect(label(ours)).toEqual(label(theirs));
   }, 30000);
 });

@@ -300,13 +300,14 @@ async function oobDuringInband(side: Side): Promise<{ oobMs: number; inbandMs: n
       const t1 = performance.now();
       c.sock.write('{"exec-oob":"migrate-pause","id":"oob"}');
       const deadline = performance.now() + 30_000;
-      while (!lines.some((x) => x.l.includes('"id": "inband"')) && performance.now() < deadline) await new Promise((r) => setTimeout(r, 1));
+      const both = () => lines.some((x) => x.l.includes('"id": "inband"')) && lines.some((x) => x.l.includes('"id": "oob"'));
+      while (!both() && performance.now() < deadline) await new Promise((r) => setTimeout(r, 1));
       c.close();
       const oob = lines.find((x) => x.l.includes('"id": "oob"'));
       const inb = lines.find((x) => x.l.includes('"id": "inband"'));
       if (!oob || !inb) return "no reply";
       if (inb.l.includes('"error"') || !inb.l.includes('"return": ""')) return `in-band command failed: ${inb.l.slice(0, 120)}`;
-      if (inb.t < oob.t) return `in-band finished first (${(inb.t - t0).toFixed(1)} ms)`;
+      if (inb.t < oob.t) return `${fmt(oob.t - t1, 0)} (in-band replied first, ${fmt(inb.t - t0, 0)} ms)`;
       return { oobMs: oob.t - t1, inbandMs: inb.t - t0 };
     },
     drive,

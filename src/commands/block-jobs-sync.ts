@@ -302,6 +302,8 @@ async function blockCommit(emu: Emulator, a: any): Promise<Record<string, never>
     findBacking,
   );
   const onError: OnError = a["on-error"] ?? "report";
+  // Named after the device even when `top` is not it (and before a filter takes the backend).
+  const defaultId = deviceName(layer, bs);
   let job: ReturnType<typeof createSyncJob> | null = null;
   if (nodes.active) {
     const m = await MirrorJob.start(
@@ -323,7 +325,7 @@ async function blockCommit(emu: Emulator, a: any): Promise<Record<string, never>
         copyMode: "background",
       },
       () => {
-        job = createSyncJob(emu, jobSpec(a, "commit", deviceName(layer, bs)));
+        job = createSyncJob(emu, jobSpec(a, "commit", defaultId));
         return job;
       },
     );
@@ -339,7 +341,7 @@ async function blockCommit(emu: Emulator, a: any): Promise<Record<string, never>
   const c = await CommitJob.start(
     { layer, device: bs, top: nodes.top, base: nodes.base, backingFile: a["backing-file"], onError, filterNodeName: a["filter-node-name"] },
     () => {
-      job = createSyncJob(emu, jobSpec(a, "commit", deviceName(layer, bs)));
+      job = createSyncJob(emu, jobSpec(a, "commit", defaultId));
       return job;
     },
   );

@@ -15,7 +15,7 @@ import { BlockJobParent } from "./common.ts";
 import { genericError } from "../../core/error.ts";
 import { isImageIoError } from "../../image/errors.ts";
 import type { BdrvChild, BlockLayer, BlockNode } from "../index.ts";
-import { Perm } from "../perms.ts";
+import { Perm, PERM_ALL } from "../perms.ts";
 import { COMMIT_TOP, insertTopFilter } from "./mirror-top.ts";
 import { chainContains, findOverlay, skipFilters, yieldToLoop, YIELD_EVERY, type JobRuntime, type OnError } from "./mirror-runtime.ts";
 import type { CreatedJob } from "./mirror.ts";
@@ -124,6 +124,8 @@ export class CommitJob {
   private attach(): void {
     const { layer, device, top, base } = this.p;
     const parent = new BlockJobParent(this.job.id, "commit");
+    // block_job_create's "main node": the device stops being a root while the job runs.
+    this.users.push(layer.attachUser(parent, device, "main node", 0, PERM_ALL));
     const held = [device];
     for (let n: BlockNode | undefined = top; n && n !== base; n = n.cowOrFiltered) {
       if (n === this.filter) continue;

@@ -313,3 +313,26 @@ scen("s-queries-during-stream-commit", [
     cmd("job-cancel", {"id": "a"}, until=done("a")),
     cmd("query-named-block-nodes", {"flat": True}, record={"pick": ["node-name", "drv", "file", "backing_file", "ro"]}),
 ], setup=CHAIN_SETUP, blockdev=CHAIN_BD)
+
+DRIVE_CHAIN = ["file={dir}/top.qcow2,format=qcow2,if=none,id=drive0"]
+scen("s-drive-chain-commit-active", [
+    cm(device="drive0", until=ready("drive0")),
+    cmd("query-named-block-nodes", {"flat": True}, record={"pick": ["drv", "file", "backing_file", "ro"]}),
+    cmd("job-complete", {"id": "drive0"}, until=done("drive0")),
+    # (inserted.image.actual-size depends on the image library's host layout)
+    cmd("query-block", record={"pick": ["device"]}),
+    cmd("query-named-block-nodes", {"flat": True}, record={"pick": ["drv", "file", "backing_file", "ro"]}),
+], setup=CHAIN_SETUP, blockdev=[], drive=DRIVE_CHAIN,
+   post=["qemu-img compare -f qcow2 -F raw base.qcow2 ref.raw", "qemu-img check --output=json base.qcow2"])
+scen("s-drive-chain-commit-by-filename", [
+    cm(device="drive0", top="mid.qcow2"),
+    cm(device="drive0", top="{dir}/mid.qcow2", base="{dir}/base.qcow2", **{"job-id": "c"}, until=done("c")),
+    cmd("query-named-block-nodes", {"flat": True}, record={"pick": ["drv", "file", "backing_file", "ro"]}),
+], setup=CHAIN_SETUP, blockdev=[], drive=DRIVE_CHAIN,
+   post=["qemu-img info --output=json top.qcow2", "qemu-img compare -f qcow2 -F raw top.qcow2 ref.raw"])
+scen("s-drive-chain-stream-by-filename", [
+    st(device="drive0", base="base.qcow2", until=done("drive0")),
+    cmd("query-named-block-nodes", {"flat": True}, record={"pick": ["drv", "file", "backing_file", "ro"]}),
+    st(device="drive0", base="nosuch.qcow2"),
+], setup=CHAIN_SETUP, blockdev=[], drive=DRIVE_CHAIN,
+   post=["qemu-img info --output=json top.qcow2", "qemu-img compare -f qcow2 -F raw top.qcow2 ref.raw"])

@@ -16,19 +16,23 @@ export function nullDriver(name: "null-co" | "null-aio"): DriverDef {
       let size = (ctx.options.size as number | undefined) ?? 1 << 30;
       const readZeroes = (ctx.options["read-zeroes"] as boolean | undefined) ?? false;
       const plain = ctx.options.size === undefined && ctx.options["read-zeroes"] === undefined;
+      // latency-ns delays every request on the host's real-time clock (QEMU_CLOCK_REALTIME).
+      const latencyMs = ((ctx.options["latency-ns"] as number | undefined) ?? 0) / 1e6;
+      const delay = () => (latencyMs > 0 ? new Promise<void>((r) => setTimeout(r, latencyMs)) : Promise.resolve());
       return {
         size: () => size,
         async read(buf) {
+          await delay();
           if (readZeroes) buf.fill(0);
         },
-        async write() {},
-        async writeZeroes() {},
-        async discard() {},
+        write: delay,
+        writeZeroes: delay,
+        discard: delay,
         async blockStatus(offset, length) {
           const len = Math.max(0, Math.min(length, size - offset));
           return { offset, length: len, allocated: readZeroes, zero: readZeroes, data: false };
         },
-        async flush() {},
+        flush: delay,
         async resize(n) {
           size = n;
         },

@@ -77,31 +77,26 @@ const MemoryDeviceInfo = union(
   "type",
   { type: enumOf("MemoryDeviceInfoKind", ["dimm", "nvdimm", "virtio-pmem", "virtio-mem", "sgx-epc"]) },
   {
-    dimm: { data: struct("PCDIMMDeviceInfoWrapper", { data: PCDIMMDeviceInfo }) },
-    nvdimm: { data: struct("PCDIMMDeviceInfoWrapper", { data: PCDIMMDeviceInfo }) },
+    // Each branch is QEMU's "...Wrapper" struct: its one member, data.
+    dimm: { data: PCDIMMDeviceInfo },
+    nvdimm: { data: PCDIMMDeviceInfo },
     "virtio-pmem": {
-      data: struct("VirtioPMEMDeviceInfoWrapper", {
-        data: struct("VirtioPMEMDeviceInfo", { id: optional(str()), memaddr: int("size"), size: int("size"), memdev: str() }),
-      }),
+      data: struct("VirtioPMEMDeviceInfo", { id: optional(str()), memaddr: int("size"), size: int("size"), memdev: str() }),
     },
     "virtio-mem": {
-      data: struct("VirtioMEMDeviceInfoWrapper", {
-        data: struct("VirtioMEMDeviceInfo", {
-          id: optional(str()),
-          memaddr: int("size"),
-          "requested-size": int("size"),
-          size: int("size"),
-          "max-size": int("size"),
-          "block-size": int("size"),
-          node: int(),
-          memdev: str(),
-        }),
+      data: struct("VirtioMEMDeviceInfo", {
+        id: optional(str()),
+        memaddr: int("size"),
+        "requested-size": int("size"),
+        size: int("size"),
+        "max-size": int("size"),
+        "block-size": int("size"),
+        node: int(),
+        memdev: str(),
       }),
     },
     "sgx-epc": {
-      data: struct("SgxEPCDeviceInfoWrapper", {
-        data: struct("SgxEPCDeviceInfo", { id: optional(str()), memaddr: int("size"), size: int("size"), node: int(), memdev: str() }),
-      }),
+      data: struct("SgxEPCDeviceInfo", { id: optional(str()), memaddr: int("size"), size: int("size"), node: int(), memdev: str() }),
     },
   },
 );
@@ -425,14 +420,8 @@ export const commands: CommandDef[] = [
           "type",
           { type: TpmType },
           {
-            passthrough: {
-              data: struct("TPMPassthroughOptionsWrapper", {
-                data: struct("TPMPassthroughOptions", { path: optional(str()), "cancel-path": optional(str()) }),
-              }),
-            },
-            emulator: {
-              data: struct("TPMEmulatorOptionsWrapper", { data: struct("TPMEmulatorOptions", { chardev: str() }) }),
-            },
+            passthrough: { data: struct("TPMPassthroughOptions", { path: optional(str()), "cancel-path": optional(str()) }) },
+            emulator: { data: struct("TPMEmulatorOptions", { chardev: str() }) },
           },
         ),
       }),

@@ -40,9 +40,8 @@ export class BlockBackend implements ExternalParent {
   }
 }
 
-/** What -drive's backend asks for: read, plus write when writable; shares everything. */
-export function driveBackendPerms(readOnly: boolean): { perm: number; shared: number } {
-  void readOnly;
-  // QEMU 7.2 takes only consistent-read until a user needs more (see x-debug-query-block-graph).
-  return { perm: Perm.CONSISTENT_READ, shared: PERM_ALL };
-}
+/**
+ * What a -drive backend holds: consistent read only, sharing everything.
+ * QEMU 7.2 adds write/resize when a user (qemu-io) needs them, and keeps them.
+ */
+export const DRIVE_BACKEND_PERMS = { perm: Perm.CONSISTENT_READ, shared: PERM_ALL } as const;

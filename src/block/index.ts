@@ -52,7 +52,7 @@ import { createQcow2 } from "../image/qcow2/create.ts";
 import type { Clock } from "../core/clock.ts";
 import type { EventSink } from "../core/events.ts";
 import { genericError } from "../core/error.ts";
-import { BlockBackend, driveBackendPerms } from "./backend.ts";
+import { BlockBackend, DRIVE_BACKEND_PERMS } from "./backend.ts";
 import type { ChildRole, DriverDef, OpenContext } from "./driver.ts";
 import { Graph } from "./graph.ts";
 import { FileLocks } from "./locks.ts";
@@ -379,8 +379,7 @@ export class BlockLayer {
       let node = await this.openNode(tree, { origin: "keyval" });
       if (temporary) node = await this.appendTempSnapshot(node);
       blk.readOnly = node.readOnly;
-      const { perm, shared } = driveBackendPerms(node.readOnly);
-      blk.root = this.graph.attach(blk, "root", node, { perm, shared });
+      blk.root = this.graph.attach(blk, "root", node, DRIVE_BACKEND_PERMS);
       return blk;
     } catch (e) {
       this.backends.splice(this.backends.indexOf(blk), 1);

@@ -336,3 +336,16 @@ scen("s-drive-chain-stream-by-filename", [
     st(device="drive0", base="nosuch.qcow2"),
 ], setup=CHAIN_SETUP, blockdev=[], drive=DRIVE_CHAIN,
    post=["qemu-img info --output=json top.qcow2", "qemu-img compare -f qcow2 -F raw top.qcow2 ref.raw"])
+
+scen("s-quit-with-mirror", [
+    m(until=ready("m")),
+    cmd("quit", until=[{"event": "SHUTDOWN"}]),
+    {"wait_eof": True},
+], blockdev=[bd("src", "src.qcow2"), bd("tgt", "tgt.qcow2")],
+   post=["qemu-img check --output=json tgt.qcow2", "qemu-img compare -f qcow2 -F qcow2 src.qcow2 tgt.qcow2"])
+scen("s-quit-with-stream", [
+    st(**{"job-id": "s", "speed": 1}, until=done("s", "running")),
+    cmd("quit", until=[{"event": "SHUTDOWN"}]),
+    {"wait_eof": True},
+], setup=CHAIN_SETUP, blockdev=CHAIN_BD,
+   post=["qemu-img check --output=json top.qcow2", "qemu-img info --output=json top.qcow2"])

@@ -349,3 +349,28 @@ scen("s-quit-with-stream", [
     {"wait_eof": True},
 ], setup=CHAIN_SETUP, blockdev=CHAIN_BD,
    post=["qemu-img check --output=json top.qcow2", "qemu-img info --output=json top.qcow2"])
+
+SMALL_BASE_SETUP = [
+    "qemu-img create -q -f qcow2 base.qcow2 2M",
+    "qemu-io -f qcow2 -c \"write -P 0x11 0 1M\" base.qcow2",
+    "qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 mid.qcow2 4M",
+    "qemu-io -f qcow2 -c \"write -P 0x22 3M 512k\" mid.qcow2",
+    "qemu-img create -q -f qcow2 -b mid.qcow2 -F qcow2 top.qcow2 4M",
+    "qemu-io -f qcow2 -c \"write -P 0x33 1M 64k\" top.qcow2",
+    "qemu-img create -q -f raw ref.raw 4M",
+    "qemu-io -f raw -c \"write -P 0x11 0 1M\" -c \"write -P 0x22 3M 512k\" -c \"write -P 0x33 1M 64k\" ref.raw",
+]
+scen("s-commit-grows-base", [
+    cm(**{"job-id": "c", "top-node": "mid"}, until=done("c")),
+    cm(**{"job-id": "a"}, until=ready("a")),
+    cmd("job-complete", {"id": "a"}, until=done("a")),
+], setup=SMALL_BASE_SETUP, blockdev=[bd("base", "base.qcow2"), bd("mid", "mid.qcow2", ",backing=base"), bd("top", "top.qcow2", ",backing=mid")],
+   post=["qemu-img info --output=json base.qcow2", "qemu-img compare -f qcow2 -F raw base.qcow2 ref.raw", "qemu-img check --output=json base.qcow2"])
+
+scen("s-stream-readonly-intermediate", [
+    st(device="mid", **{"job-id": "s"}, until=done("s")),
+    cmd("query-named-block-nodes", {"flat": True}, record={"pick": ["node-name", "drv", "backing_file", "ro"]}),
+], setup=CHAIN_SETUP,
+   blockdev=[bd("base", "base.qcow2", ",read-only=on"), bd("mid", "mid.qcow2", ",backing=base,read-only=on"),
+             bd("top", "top.qcow2", ",backing=mid")],
+   post=["qemu-img info --output=json mid.qcow2", "qemu-img check --output=json mid.qcow2"])

@@ -31,7 +31,7 @@ function txnContext(emu: Emulator): TxnContext {
 
 async function transaction(emu: Emulator, actions: { type: string; data: unknown }[], mode: "individual" | "grouped"): Promise<Record<string, never>> {
   if (actions.length === 0) return {};
-  await runTransaction(ACTIONS, actions, mode, txnContext(emu), transactionDrain(emu, actions));
+  await runTransaction(ACTIONS, actions, mode, txnContext(emu), transactionDrain(emu));
   return {};
 }
 

@@ -9,7 +9,7 @@ import type { BackupArgs, BlockdevBackupArgs, DriveBackupArgs } from "../../comm
 import { setupBackup, type BackupSetup } from "./backup-setup.ts";
 import { runBackup } from "./backup-run.ts";
 import { openDriveBackupTarget } from "./drive-backup-target.ts";
-import { attachJobNodes, type BlockJobPort, type CreatedJob } from "./common.ts";
+import { attachJobNodes, type BlockJobPort, type CreatedJob, type DrainedSection } from "./common.ts";
 import type { TxnAction, TxnState } from "./transaction.ts";
 
 export interface BackupContext {
@@ -51,11 +51,15 @@ async function createBackupJob(ctx: BackupContext, setup: BackupSetup, args: Bac
 
 function backupAction(ctx: BackupContext, txn: TxnState, resolve: () => Promise<{ source: BlockNode; target: BlockNode; args: BackupArgs }>): TxnAction {
   let job: CreatedJob | null = null;
+  let drained: DrainedSection | null = null;
   return {
     async prepare() {
       const { source, target, args } = await resolve();
+      // Paired with clean(): jobs using the source stay paused until the command ends.
+      drained = ctx.jobs.drain(source);
       const setup = await setupBackup(ctx.layer, source, target, args);
       job = await createBackupJob(ctx, setup, args, txn);
+      drained.adopt(job);
     },
     commit() {
       job?.start();
@@ -63,6 +67,10 @@ function backupAction(ctx: BackupContext, txn: TxnState, resolve: () => Promise<
     async abort() {
       await job?.dropUnstarted();
       job = null;
+    },
+    clean() {
+      drained?.end();
+      drained = null;
     },
   };
 }

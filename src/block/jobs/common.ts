@@ -107,7 +107,17 @@ export interface CreatedJob {
   dropUnstarted(): Promise<void>;
 }
 
+/** A drained section on one node (bdrv_drained_begin/end): jobs above it are paused meanwhile. */
+export interface DrainedSection {
+  /** A job created inside the section is paused by it too. */
+  adopt(job: CreatedJob): void;
+  /** Resumes the adopted jobs first, then the others (newest first), as QEMU's drained_end. */
+  end(): void;
+}
+
 export interface BlockJobPort {
   /** Creates the job (JOB_STATUS_CHANGE created); throws QEMU's id / speed errors. */
   create(spec: BlockJobSpec): CreatedJob;
+  /** Pauses every job above `node` until end(). */
+  drain(node: BlockNode): DrainedSection;
 }

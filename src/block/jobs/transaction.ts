@@ -38,8 +38,8 @@ export interface TxnState {
 
 export interface TxnHooks {
   /** Around the whole command: the drain QEMU does (jobs' paused/running pairs). */
-  drainBegin?(): void;
-  drainEnd?(): void;
+  drainBegin?(): void | Promise<void>;
+  drainEnd?(): void | Promise<void>;
 }
 
 export async function runTransaction<Ctx>(
@@ -51,7 +51,7 @@ export async function runTransaction<Ctx>(
 ): Promise<void> {
   const state: TxnState = { mode, shared: new Map() };
   const prepared: TxnAction[] = [];
-  hooks.drainBegin?.();
+  await hooks.drainBegin?.();
   try {
     try {
       for (const a of actions) {
@@ -72,6 +72,6 @@ export async function runTransaction<Ctx>(
     for (const a of prepared) await a.commit?.();
     for (const a of prepared) await a.clean?.();
   } finally {
-    hooks.drainEnd?.();
+    await hooks.drainEnd?.();
   }
 }

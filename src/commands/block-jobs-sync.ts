@@ -282,7 +282,11 @@ async function blockStream(emu: Emulator, a: any): Promise<Record<string, never>
     clean: () => s.clean(),
   });
   // Nothing to stream: QEMU's coroutine finishes before the command returns.
-  if (!s.hasWork) await handle.job.until((j) => ["pending", "concluded", "null"].includes(j.status));
+  if (!s.hasWork) {
+    // Finalisation (and its drained sections) happens before the reply too, unless parked in pending.
+    const settled = handle.job.autoFinalize ? ["concluded", "null"] : ["pending", "concluded", "null"];
+    await handle.job.until((j) => settled.includes(j.status));
+  }
   return {};
 }
 

@@ -29,6 +29,10 @@ const SHARED_SCENARIOS = [
   "jobs-stream-full",
   "jobs-stream-intermediate",
   "jobs-verbs-ready",
+  // mirror/stream parts next to running backups (drained-section pairs included)
+  "jobs-duplicate-id",
+  "jobs-node-in-use",
+  "jobs-set-speed-negative",
 ];
 
 /**

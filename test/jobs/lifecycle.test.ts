@@ -216,6 +216,26 @@ describe("pause and resume", () => {
     await old.userCancel(true);
   });
 
+  it("drained sections nest; a job dropped inside one is not resumed by it", async () => {
+    const r = new Rig();
+    const j = r.jobs.create({ id: "j", driver: new FakeDriver({ chunkSize: 1 << 20 }), speed: 1 });
+    r.jobs.start(j);
+    await waitFor(() => !j.busy && j.progress.current > 0);
+    r.take();
+    r.jobs.drainBegin();
+    r.jobs.drainBegin();
+    const gone = r.jobs.create({ id: "gone", driver: new FakeDriver() });
+    expect([j.pauseCount, gone.pauseCount]).toEqual([2, 3]);
+    await gone.cancel(true);
+    r.jobs.drainEnd();
+    expect([j.status, j.pauseCount]).toEqual(["paused", 1]);
+    r.jobs.drainEnd();
+    expect(r.take()).toEqual(["j:paused", "gone:created", "gone:aborting", "gone:concluded", "gone:null", "j:running"]);
+    expect(() => r.jobs.drainEnd()).toThrow("drainEnd without drainBegin");
+    await j.userCancel(true);
+    await done(r, "j");
+  });
+
   it("drained() waits until busy jobs reached their pause point", async () => {
     const r = new Rig();
     const job = r.jobs.create({ id: "j", driver: new FakeDriver({ chunks: 100 }) });

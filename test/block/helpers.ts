@@ -122,7 +122,7 @@ export async function realQemu(extra: string[] = []): Promise<Session & { stdout
     s.write(JSON.stringify(args ? { execute: cmd, arguments: args } : { execute: cmd }) + "\n");
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, rej) => {
-      timer = setTimeout(() => rej(new Error(`QEMU did not answer ${cmd} ${JSON.stringify(args)}; stderr: ${err}`)), 10_000);
+      timer = setTimeout(() => rej(new Error(`QEMU did not answer ${cmd} ${JSON.stringify(args)}; stderr: ${err}`)), 30_000);
     });
     try {
       return await Promise.race([next(), timeout]);

@@ -37,8 +37,14 @@ async function createBackupJob(ctx: BackupContext, setup: BackupSetup, args: Bac
       commit: () => setup.releaseBitmap(true),
       abort: () => setup.releaseBitmap(false),
       clean: async () => {
-        await nodes.release();
-        await setup.removeFilter();
+        // Dropping the filter is a drained section: other jobs above it pause meanwhile.
+        const drained = ctx.jobs.drain(setup.filter, nodes.parent.jobId);
+        try {
+          await nodes.release();
+          await setup.removeFilter();
+        } finally {
+          drained.end();
+        }
       },
     });
   } catch (e) {

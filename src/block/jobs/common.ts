@@ -118,6 +118,6 @@ export interface DrainedSection {
 export interface BlockJobPort {
   /** Creates the job (JOB_STATUS_CHANGE created); throws QEMU's id / speed errors. */
   create(spec: BlockJobSpec): CreatedJob;
-  /** Pauses every job above `node` until end(). */
-  drain(node: BlockNode): DrainedSection;
+  /** Pauses every job above `node` (but `exceptJobId`) until end(). */
+  drain(node: BlockNode, exceptJobId?: string): DrainedSection;
 }

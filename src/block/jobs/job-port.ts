@@ -80,9 +80,10 @@ export function blockJobPort(emu: Emulator): BlockJobPort {
       return handle;
     },
 
-    drain(node): DrainedSection {
+    drain(node, exceptJobId): DrainedSection {
       const paused: Job[] = [];
       for (const id of jobsAbove(node)) {
+        if (id === exceptJobId) continue;
         const job = emu.jobs.find(id);
         if (job && alive(job)) {
           job.pause();

@@ -19,6 +19,20 @@ const SHUTDOWN_CAUSES = [
   "guest-shutdown", "guest-reset", "guest-panic", "subsystem-reset", "snapshot-load",
 ] as const;
 
+/** Built-in chardev backends, in QEMU's (hash table) order. */
+const CHARDEV_BACKENDS = [
+  "testdev", "pty", "wctablet", "serial", "file", "memory", "udp", "parallel", "vc", "socket", "msmouse", "null",
+  "qemu-vdagent", "pipe", "mux", "ringbuf", "stdio",
+];
+/** ... and once the modules are loaded (dbus, spice and braille backends live in modules). */
+const CHARDEV_BACKENDS_WITH_MODULES = [
+  "testdev", "pty", "wctablet", "serial", "file", "memory", "udp", "dbus", "parallel", "vc", "spiceport", "braille",
+  "socket", "msmouse", "null", "qemu-vdagent", "pipe", "mux", "spicevmc", "ringbuf", "stdio",
+];
+
+/** No transport here passes descriptors (SCM_RIGHTS), so these find nothing to take. */
+const noFd = () => genericError("No file descriptor supplied via SCM_RIGHTS");
+
 const notActive = () => new QmpError("DeviceNotActive", "No balloon device has been activated");
 
 /** Commands that fail the same way every time on this machine. */
@@ -211,9 +225,8 @@ export const commands: CommandDef[] = [
   defineCommand({
     name: "query-chardev-backends",
     returns: array(struct("ChardevBackendInfo", { name: str() })),
-    handler: () =>
-      ["testdev", "pty", "wctablet", "serial", "file", "memory", "udp", "parallel", "vc", "socket", "msmouse", "null",
-        "qemu-vdagent", "pipe", "mux", "ringbuf", "stdio"].map((name) => ({ name })),
+    handler: (_a, { emu }) =>
+      (extraState(emu).modulesLoaded ? CHARDEV_BACKENDS_WITH_MODULES : CHARDEV_BACKENDS).map((name) => ({ name })),
   }),
   defineCommand({
     name: "query-display-options",
@@ -317,6 +330,36 @@ export const commands: CommandDef[] = [
     ),
     handler: () => {
       throw genericError("command is not supported, missing ACPI device");
+    },
+  }),
+  defineCommand({
+    name: "getfd",
+    args: struct("q_obj_getfd-arg", { fdname: str() }),
+    handler: () => {
+      throw noFd();
+    },
+  }),
+  defineCommand({
+    name: "closefd",
+    args: struct("q_obj_closefd-arg", { fdname: str() }),
+    handler: ({ fdname }) => {
+      throw genericError(`File descriptor named '${fdname}' not found`);
+    },
+  }),
+  defineCommand({
+    name: "add-fd",
+    args: struct("q_obj_add-fd-arg", { "fdset-id": optional(int()), opaque: optional(str()) }),
+    returns: struct("AddfdInfo", { "fdset-id": int(), fd: int() }),
+    handler: () => {
+      throw noFd();
+    },
+  }),
+  defineCommand({
+    name: "remove-fd",
+    args: struct("q_obj_remove-fd-arg", { "fdset-id": int(), fd: optional(int()) }),
+    handler: (a) => {
+      const name = a.fd === undefined ? `fdset-id:${a["fdset-id"]}` : `fdset-id:${a["fdset-id"]}, fd:${a.fd}`;
+      throw genericError(`File descriptor named '${name}' not found`);
     },
   }),
   defineCommand({

@@ -31,6 +31,21 @@ const ObjectOptions = union(
   { "qom-type": enumOf("ObjectType", OBJECT_TYPES), id: str() },
   {
     "authz-simple": { identity: str() },
+    "main-loop": {
+      "aio-max-batch": optional(int()),
+      "thread-pool-min": optional(int()),
+      "thread-pool-max": optional(int()),
+    },
+    "rng-builtin": { opened: optional(bool()) },
+    "rng-random": { opened: optional(bool()), filename: optional(str()) },
+    "thread-context": { "cpu-affinity": optional(array(int("uint16"))), "node-affinity": optional(array(int("uint16"))) },
+    "tls-creds-anon": {
+      "verify-peer": optional(bool()),
+      dir: optional(str()),
+      endpoint: optional(enumOf("QCryptoTLSCredsEndpoint", ["client", "server"])),
+      priority: optional(str()),
+      loaded: optional(bool()),
+    },
     iothread: {
       "aio-max-batch": optional(int()),
       "thread-pool-min": optional(int()),
@@ -110,7 +125,7 @@ export const commands: CommandDef[] = [
       if (objects.children.has(id)) {
         throw genericError(`attempt to add duplicate property '${id}' to object (type 'container')`);
       }
-      objects.addChild(id, kind.create(args as Record<string, unknown>, id));
+      objects.addChild(id, kind.create(args as Record<string, unknown>, id, objects.children.values()));
     },
   }),
   defineCommand({
@@ -118,7 +133,9 @@ export const commands: CommandDef[] = [
     args: struct("q_obj_object-del-arg", { id: str() }),
     handler: ({ id }, { emu }) => {
       const objects = extraState(emu).qom.objects();
-      if (!objects.children.has(id)) throw genericError(`object '${id}' not found`);
+      const obj = objects.children.get(id);
+      if (!obj) throw genericError(`object '${id}' not found`);
+      if (obj instanceof UserObject && !obj.deletable) throw genericError(`object '${id}' is in use, can not be deleted`);
       objects.removeChild(id);
     },
   }),
@@ -147,10 +164,12 @@ export const commands: CommandDef[] = [
     name: "qom-list-types",
     args: struct("q_obj_qom-list-types-arg", { implements: optional(str()), abstract: optional(bool()) }),
     returns: array(struct("ObjectTypeInfo", { name: str(), abstract: optional(bool()), parent: optional(str()) })),
-    handler: ({ implements: wanted, abstract }) =>
-      QOM_TYPES.filter((t) => (abstract || !t.abstract) && (wanted === undefined || implementsType(t.name, wanted))).map((t) =>
+    handler: ({ implements: wanted, abstract }, { emu }) => {
+      extraState(emu).modulesLoaded = true;
+      return QOM_TYPES.filter((t) => (abstract || !t.abstract) && (wanted === undefined || implementsType(t.name, wanted))).map((t) =>
         structuredClone(t),
-      ),
+      );
+    },
   }),
   defineCommand({
     name: "qom-list-properties",

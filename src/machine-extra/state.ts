@@ -9,6 +9,11 @@ import { MigrationSettings } from "./migration.ts";
 export interface ExtraState {
   qom: QomTree;
   migration: MigrationSettings;
+  /**
+   * QEMU loads every QOM module the first time a command lists all types
+   * (qom-list-types); the modules' chardev backends appear from then on.
+   */
+  modulesLoaded: boolean;
 }
 
 const states = new WeakMap<Emulator, ExtraState>();
@@ -35,7 +40,7 @@ export function monitorChardevs(emu: Emulator): (ChardevInfo & { filename: strin
 export function extraState(emu: Emulator): ExtraState {
   let s = states.get(emu);
   if (!s) {
-    s = { qom: buildTree(monitorChardevs(emu)), migration: new MigrationSettings() };
+    s = { qom: buildTree(monitorChardevs(emu)), migration: new MigrationSettings(), modulesLoaded: false };
     states.set(emu, s);
   }
   return s;

@@ -5,8 +5,9 @@
  */
 import { Buffer } from "node:buffer";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import { genericError } from "../core/error.ts";
-import { QomObject, field, visitScalar, type QomProperty } from "./object.ts";
+import { QomObject, field, invalidType, visitScalar, type QomProperty } from "./object.ts";
 
 const INT64_MAX = "9223372036854775807";
 
@@ -17,6 +18,8 @@ export class UserObject extends QomObject {
     props: QomProperty[],
     /** Live state for the query commands (query-iothreads, query-memdev). */
     readonly state: Record<string, unknown>,
+    /** False for objects QEMU refuses to delete (the main loop). */
+    readonly deletable = true,
   ) {
     super(typename, props);
   }
@@ -25,8 +28,35 @@ export class UserObject extends QomObject {
 export interface UserType {
   readonly name: string;
   readonly parent: string;
-  /** Builds the object from object-add's arguments (already schema-checked). */
-  create(args: Record<string, unknown>, id: string): UserObject;
+  /**
+   * Builds the object from object-add's arguments (already schema-checked);
+   * `siblings` are the objects already under /objects.
+   */
+  create(args: Record<string, unknown>, id: string, siblings?: Iterable<QomObject>): UserObject;
+}
+
+/** strerror() texts for the errno codes file opens commonly fail with. */
+const STRERROR: Record<string, string> = {
+  ENOENT: "No such file or directory",
+  EACCES: "Permission denied",
+  EISDIR: "Is a directory",
+  ENOTDIR: "Not a directory",
+  ELOOP: "Too many levels of symbolic links",
+  ENAMETOOLONG: "File name too long",
+};
+
+export function strerror(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code ?? "";
+  return STRERROR[code] ?? (e as Error).message;
+}
+
+/** A property object-add may not set (QEMU: "not writable"), readable afterwards. */
+function readOnly(name: string, type: string, get: () => unknown): QomProperty {
+  return { name, type, get };
+}
+
+function refuseReadOnlyArgs(typename: string, args: Record<string, unknown>, names: readonly string[]): void {
+  for (const n of names) if (n in args) throw genericError(`Property '${typename}.${n}' is not writable`);
 }
 
 function nonNegative(name: string) {
@@ -98,7 +128,8 @@ const secret: UserType = {
       try {
         fs.readFileSync(file);
       } catch (e) {
-        throw genericError(`Unable to read ${file}: ${(e as Error).message}`);
+        // glib's g_file_get_contents message, typographic quotes included.
+        throw genericError(`Unable to read ${file}: Failed to open file \u201C${file}\u201D: ${strerror(e)}`);
       }
     }
     const s = {
@@ -184,8 +215,124 @@ const authzSimple: UserType = {
   },
 };
 
+const mainLoop: UserType = {
+  name: "main-loop",
+  parent: "event-loop-base",
+  create(args, _id, siblings = []) {
+    const num = (k: string, d: number) => ({ value: (args[k] as number | undefined) ?? d });
+    const s = { "thread-pool-min": num("thread-pool-min", 0), "thread-pool-max": num("thread-pool-max", 64), "aio-max-batch": num("aio-max-batch", 0) };
+    nonNegative("aio-max-batch")(s["aio-max-batch"].value);
+    if (s["thread-pool-min"].value > s["thread-pool-max"].value || s["thread-pool-min"].value < 0 || s["thread-pool-max"].value <= 0) {
+      throw genericError("bad thread-pool-min/thread-pool-max values");
+    }
+    // Checked when the object completes, after its properties were set.
+    for (const o of siblings) if (o.typename === "main-loop") throw genericError("only one main-loop instance allowed");
+    const loop = eventLoopProps(s);
+    return new UserObject("main-loop", [loop.min, loop.batch, loop.max], {}, false);
+  },
+};
+
+const rngRandom: UserType = {
+  name: "rng-random",
+  parent: "rng-backend",
+  create(args) {
+    refuseReadOnlyArgs("rng-random", args, ["opened"]);
+    const filename = (args.filename as string | undefined) ?? "/dev/urandom";
+    try {
+      fs.closeSync(fs.openSync(filename, "r"));
+    } catch (e) {
+      throw genericError(`Could not open '${filename}': ${strerror(e)}`);
+    }
+    return new UserObject(
+      "rng-random",
+      [
+        readOnly("opened", "bool", () => true),
+        {
+          name: "filename",
+          type: "string",
+          get: () => filename,
+          set: () => {
+            throw genericError("Property 'filename' can no longer be set");
+          },
+        },
+      ],
+      {},
+    );
+  },
+};
+
+const rngBuiltin: UserType = {
+  name: "rng-builtin",
+  parent: "rng-backend",
+  create(args) {
+    refuseReadOnlyArgs("rng-builtin", args, ["opened"]);
+    return new UserObject("rng-builtin", [readOnly("opened", "bool", () => true)], {});
+  },
+};
+
+const tlsCredsAnon: UserType = {
+  name: "tls-creds-anon",
+  parent: "tls-creds",
+  create(args) {
+    refuseReadOnlyArgs("tls-creds-anon", args, ["loaded"]);
+    const s = {
+      endpoint: (args.endpoint as string | undefined) ?? "client",
+      dir: { value: (args.dir as string | undefined) ?? "" },
+      "verify-peer": { value: (args["verify-peer"] as boolean | undefined) ?? true },
+      priority: { value: (args.priority as string | undefined) ?? "" },
+    };
+    return new UserObject(
+      "tls-creds-anon",
+      [
+        {
+          name: "endpoint",
+          type: "QCryptoTLSCredsEndpoint",
+          get: () => s.endpoint,
+          set: (v) => {
+            const e = visitScalar("endpoint", "str", v) as string;
+            if (e !== "client" && e !== "server") throw genericError(`Parameter 'endpoint' does not accept value '${e}'`);
+            s.endpoint = e;
+          },
+        },
+        field("dir", "string", s.dir),
+        field("verify-peer", "bool", s["verify-peer"]),
+        field("priority", "string", s.priority),
+        readOnly("loaded", "bool", () => true),
+      ],
+      {},
+    );
+  },
+};
+
+const threadContext: UserType = {
+  name: "thread-context",
+  parent: "object",
+  create(args) {
+    const threadId = process.pid + nextThreadId++;
+    // The context's thread may run on every host CPU until told otherwise.
+    let cpus = (args["cpu-affinity"] as number[] | undefined) ?? os.cpus().map((_c, i) => i);
+    return new UserObject(
+      "thread-context",
+      [
+        { name: "thread-id", type: "int", get: () => threadId },
+        { name: "node-affinity", type: "int", set: () => {} },
+        {
+          name: "cpu-affinity",
+          type: "int",
+          get: () => [...cpus],
+          set: (v) => {
+            if (!Array.isArray(v)) throw invalidType("cpu-affinity", "array");
+            cpus = v.map((x) => visitScalar("cpu-affinity", "int", x) as number);
+          },
+        },
+      ],
+      {},
+    );
+  },
+};
+
 export const USER_TYPES: ReadonlyMap<string, UserType> = new Map(
-  [iothread, secret, memoryBackendRam, authzSimple].map((t) => [t.name, t]),
+  [iothread, mainLoop, secret, memoryBackendRam, authzSimple, rngRandom, rngBuiltin, tlsCredsAnon, threadContext].map((t) => [t.name, t]),
 );
 
 /** QEMU's id_wellformed: a letter, then letters, digits, '-', '.', '_'. */

@@ -148,7 +148,7 @@ async function startMirror(
   bs: BlockNode,
   target: BlockNode,
   a: MirrorCommon,
-  opts: { zeroTarget: boolean; backingMode: "leave" | "source-chain" | "open-chain"; ownsTarget: boolean },
+  opts: { zeroTarget: boolean; backingMode: "leave" | "source-chain" | "open-chain" },
 ): Promise<void> {
   const layer = emu.block;
   const g = a.granularity ?? 0;
@@ -209,31 +209,30 @@ async function blockdevMirror(emu: Emulator, a: v.InferOutput<typeof BlockdevMir
   const layer = emu.block;
   const bs = rootNode(layer, a.device);
   const target = layer.lookupDeviceOrNode(a.target);
-  await startMirror(emu, bs, target, a, { zeroTarget: a.sync === "full", backingMode: "leave", ownsTarget: false });
+  await startMirror(emu, bs, target, a, { zeroTarget: a.sync === "full", backingMode: "leave" });
   return {};
 }
 
-async function driveMirror(emu: Emulator, a: any): Promise<Record<string, never>> {
+async function driveMirror(emu: Emulator, a: v.InferOutput<typeof DriveMirrorArgs>): Promise<Record<string, never>> {
   const layer = emu.block;
   const bs = rootNode(layer, a.device);
   layer.checkOp(bs, "mirror-source");
   if (a.replaces !== undefined && a["node-name"] === undefined) {
     throw genericError("a node-name must be provided when replacing a named node of the graph");
   }
-  if (a.sync === "incremental" || a.sync === "bitmap") {
-    // QEMU creates the image first and fails later in mirror_start; the file stays.
-  }
+  // Bitmap modes fail only later, in mirror_start: QEMU creates the image (as for full) first.
+  const bitmapSync = a.sync === "incremental" || a.sync === "bitmap";
   const t = await openDriveMirrorTarget(layer, {
     source: bs,
     target: a.target,
-    sync: a.sync === "incremental" || a.sync === "bitmap" ? "full" : a.sync,
+    sync: bitmapSync ? "full" : (a.sync as MirrorMode),
     format: a.format,
     mode: a.mode,
     nodeName: a["node-name"],
   });
-  const sync = a.sync === "incremental" || a.sync === "bitmap" ? a.sync : t.sync;
+  const sync = bitmapSync ? a.sync : t.sync;
   try {
-    await startMirror(emu, bs, t.node, { ...a, sync }, { zeroTarget: t.zeroTarget, backingMode: t.backingMode, ownsTarget: true });
+    await startMirror(emu, bs, t.node, { ...a, sync }, { zeroTarget: t.zeroTarget, backingMode: t.backingMode });
   } catch (e) {
     await layer.graph.closeIfOrphan(t.node);
     throw e;
@@ -241,7 +240,7 @@ async function driveMirror(emu: Emulator, a: any): Promise<Record<string, never>
   return {};
 }
 
-async function blockStream(emu: Emulator, a: any): Promise<Record<string, never>> {
+async function blockStream(emu: Emulator, a: v.InferOutput<typeof BlockStreamArgs>): Promise<Record<string, never>> {
   const layer = emu.block;
   if (a.base !== undefined && a["base-node"] !== undefined) throw genericError("'base' and 'base-node' cannot be specified at the same time");
   if (a.base !== undefined && a.bottom !== undefined) throw genericError("'base' and 'bottom' cannot be specified at the same time");
@@ -290,7 +289,7 @@ async function blockStream(emu: Emulator, a: any): Promise<Record<string, never>
   return {};
 }
 
-async function blockCommit(emu: Emulator, a: any): Promise<Record<string, never>> {
+async function blockCommit(emu: Emulator, a: v.InferOutput<typeof BlockCommitArgs>): Promise<Record<string, never>> {
   const layer = emu.block;
   let bs: BlockNode;
   try {

@@ -231,6 +231,32 @@ describe.skipIf(!hasQemu)("mirror engine", () => {
     expect(check(s2.dir, "tgt.qcow2")).toMatchObject({ "check-errors": 0 });
   });
 
+  it("write-blocking: guest writes reach the target before they complete, progress counts exact bytes", async () => {
+    const { dir, layer, src, tgt, guest } = await mirrorSetup();
+    const m = await MirrorJob.start(mirrorParams(layer, src, tgt, { mode: "none", zeroTarget: false, copyMode: "write-blocking" }), () => job);
+    const rt = new ScriptedRuntime();
+    const running = m.run(rt);
+    await rt.whenReady();
+    await guestWrite(guest, 1 << 20, 65536, 0x55);
+    await guestWrite(guest, 3 << 20, 4096, 0x56);
+    // already on the target, nothing left dirty (a 4 KiB write does not dirty its 64 KiB granule)
+    const back = new Uint8Array(4096);
+    await tgt.read(back, 3 << 20);
+    expect(back.every((b) => b === 0x56)).toBe(true);
+    expect(rt).toMatchObject({ current: 69632, total: 69632 });
+    rt.cancelRequested = true; // soft cancel in READY: finish without pivot
+    rt.wake();
+    await running;
+    await m.exit(false);
+    expect(rt.current).toBe(69632);
+    expect(guest.node).toBe(src);
+    await layer.close();
+    img(dir, "create", "-q", "-f", "qcow2", "ref.qcow2", "16M");
+    qio(dir, "qcow2", "ref.qcow2", "write -P 0x55 1M 64k", "write -P 0x56 3M 4k");
+    expect(compare(dir, "tgt.qcow2", "ref.qcow2").rc).toBe(0);
+    expect(check(dir, "tgt.qcow2")).toMatchObject({ "check-errors": 0 });
+  });
+
   it("size mismatch fails the run; sync none copies only new writes", async () => {
     const dir = tmp();
     img(dir, "create", "-q", "-f", "qcow2", "src.qcow2", "16M");

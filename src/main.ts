@@ -22,6 +22,6 @@ const code = await run(invokedName, args, {
   stdout: (t) => void process.stdout.write(t),
   stderr: (t) => void process.stderr.write(t),
 }, self);
-// Let buffered output (a stdio monitor's last reply, help text) reach the pipe first.
-await new Promise<void>((resolve) => process.stdout.write("", () => resolve()));
+// Let buffered output (a stdio monitor's last reply, help text, error messages) reach the pipes first.
+await Promise.all([process.stdout, process.stderr].map((s) => new Promise<void>((resolve) => s.write("", () => resolve()))));
 process.exit(code);

@@ -436,7 +436,8 @@ export function parseCommandLine(argv0: string, args: readonly string[]): ParseO
   const steps = personality === "system" ? systemSteps(prog, args) : storageDaemonSteps(prog, args);
   const stderr: string[] = [];
   try {
-    for (const step of steps) {
+    // Like QEMU, every option name (and the presence of its argument) is checked before any value is read.
+    for (const step of [...steps]) {
       try {
         const { warnings } = withWarnings(() => step.def.apply?.(cfg, step.value, step.origin));
         for (const w of warnings) stderr.push(`${prog}: ${step.origin}: ${w}\n`);

@@ -52,6 +52,21 @@ export function driveFormatHelp(): string {
 /** -device is accepted and recorded; help lists the storage devices management tools ask for. */
 const DEVICES: readonly { category: string; lines: string[] }[] = [
   {
+    category: "Controller/Bridge/Hub devices",
+    lines: [
+      'name "pci-bridge", bus PCI, desc "Standard PCI Bridge"',
+      'name "pcie-root-port", bus PCI, desc "PCI Express Root Port"',
+      'name "usb-hub", bus usb-bus',
+    ],
+  },
+  {
+    category: "USB devices",
+    lines: [
+      'name "qemu-xhci", bus PCI',
+      'name "usb-ehci", bus PCI',
+    ],
+  },
+  {
     category: "Storage devices",
     lines: [
       'name "ide-cd", bus IDE, desc "virtual IDE CD-ROM"',

@@ -100,7 +100,7 @@ describe("qemu-system form", () => {
     expect(out(["-M", "?"])).toMatch(/^Supported machines are:/);
     expect(out(["-accel", "help"])).toBe("Accelerators supported in QEMU binary:\ntcg\nkvm\nqtest\n");
     expect(out(["-drive", "format=help"])).toMatch(/^Supported formats: (\S+ )*qcow2 (\S+ )*raw\n/);
-    expect(out(["-device", "help"])).toMatch(/^Storage devices:\nname "ide-cd", bus IDE/);
+    expect(out(["-device", "help"])).toMatch(/\n\nStorage devices:\nname "ide-cd", bus IDE/);
     expect(out(["--version"])).toMatch(/^QEMU emulator version 7\.2\.\d+ \(qmpemu-[^)]+\)\nCopyright/);
     expect(out(["-h"])).toMatch(/^QEMU emulator version .*\n.*\nusage: qmpemu \[options\]/);
   });

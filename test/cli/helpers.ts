@@ -164,5 +164,6 @@ export async function stop(run: Run): Promise<void> {
 /** Runs to completion; returns status and output. */
 export function runSync(cmd: string, args: string[], input?: string): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(cmd, args, { input, encoding: "utf8", timeout: 10_000 });
+  if (r.error) throw r.error;
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }

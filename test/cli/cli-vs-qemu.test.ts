@@ -1,0 +1,118 @@
+/**
+ * Differential: the same command lines given to real QEMU 7.2 and to
+ * dist/qmpemu behind a symlink with QEMU's program name. Exit status and
+ * stderr must be byte-identical for errors; for help queries the form (first
+ * line, layout of entries) must match, not the lists themselves.
+ * Skipped when QEMU is not installed.
+ */
+import { describe, expect, it } from "vitest";
+import { has, qemuNamedLinks, runSync } from "./helpers.ts";
+
+const haveQemu = has("qemu-system-x86_64") && has("qemu-storage-daemon");
+const links = haveQemu ? qemuNamedLinks() : { system: "", storageDaemon: "" };
+const BASE = ["-M", "none", "-display", "none", "-nodefaults"];
+
+/** Command lines that QEMU rejects while parsing, before it would start running. */
+const SYSTEM_ERRORS: string[][] = [
+  ["-foo"],
+  ["-qmp"],
+  ["-qmp=unix:/tmp/a.sock"],
+  ["--nosuchoption", "x"],
+  ["-qmp", "foo:bar"],
+  ["-M", "bogus"],
+  ["-m", "abc"],
+  ["-m", "64,foo=1"],
+  ["-smp", "abc"],
+  ["-smp", "2,bogus=1"],
+  ["-name", "guest=a,bogus=1"],
+  ["-uuid", "xyz"],
+  ["-mon", "chardev=nope"],
+  ["-mon", "mode=control"],
+  ["-mon", "chardev=x,mode=bogus"],
+  ["-mon", "chardev=c,bogus=1"],
+  ["-chardev", "socket,id=x"],
+  ["-chardev", "bogus,id=x"],
+  ["-chardev", "socket,path=/x"],
+  ["-chardev", "socket,id=m,host=localhost,server=on,wait=off"],
+  ["-chardev", "socket,id=m,path=/s,server=maybe"],
+  ["-chardev", "null,id=a", "-chardev", "null,id=a"],
+  ["-chardev", "socket,id=m,path=/tmp/zz.sock,server=on,wait=off,bogus=1"],
+  ["-accel", "nope"],
+  ["-accel", "kvm:tcg"],
+  ["-drive", "foo=bar"],
+  ["-daemonize", "-nographic"],
+  ["-daemonize", "-qmp", "stdio"],
+  ["-blockdev", "driver=null-co,node-name=n,=x"],
+  ["-blockdev", "driver=null-co,node-name"],
+  ["-blockdev", "driver=null-co,a.b=1,a=2"],
+  ["-blockdev", "driver=null-co,a=2,a.b=1"],
+  ["-blockdev", "driver=null-co,node-name=n,x.1=a"],
+  ["-blockdev", "driver=null-co,x.0=a,x.b=c"],
+  ["-blockdev", "driver=null-co,node-name=n,bad key=1"],
+  ["-blockdev", '{"driver":"null-co"'],
+  ["-qmp", "unix:/proc/nonexistent/x.sock,server=on,wait=off"],
+  ["-qmp", "unix:/proc/nonexistent/y.sock"],
+  ["-qtest", "unix:/proc/nonexistent/q"],
+  ["-name", "vm,debug-threads", "-foo"],
+];
+
+const STORAGE_DAEMON_ERRORS: string[][] = [
+  ["--foo"],
+  ["--chardev"],
+  ["-x"],
+  ["--monitor", "nope"],
+  ["extra"],
+  ["--blockdev", "driver=null-co,node-name"],
+];
+
+describe.skipIf(!haveQemu)("command line errors: byte-identical to QEMU 7.2", () => {
+  it.each(SYSTEM_ERRORS)("qemu-system-x86_64 %s", (...args: string[]) => {
+    const full = args[0] === "-M" || args[0] === "-daemonize" ? args : [...BASE, ...args];
+    const real = runSync("qemu-system-x86_64", full);
+    const ours = runSync(links.system, full);
+    expect(real.status).toBe(1);
+    expect({ status: ours.status, stderr: ours.stderr }).toEqual({ status: real.status, stderr: real.stderr });
+  });
+
+  it.each(STORAGE_DAEMON_ERRORS)("qemu-storage-daemon %s", (...args: string[]) => {
+    const real = runSync("qemu-storage-daemon", args);
+    const ours = runSync(links.storageDaemon, args);
+    expect(real.status).toBe(1);
+    expect({ status: ours.status, stderr: ours.stderr }).toEqual({ status: real.status, stderr: real.stderr });
+  });
+});
+
+describe.skipIf(!haveQemu)("help queries: QEMU's form", () => {
+  const firstLineAndShape: [string[], RegExp][] = [
+    [["-machine", "help"], /^[a-z0-9.-]+ +\S.*$/],
+    [["-accel", "help"], /^[a-z]+$/],
+    [["-device", "help"], /^(name "[^"]+"(, bus [^,]+)?(, alias "[^"]+")?(, desc "[^"]+")?|[A-Z].*:|)$/],
+  ];
+  it.each(firstLineAndShape)("%s", (args, entry) => {
+    const real = runSync("qemu-system-x86_64", args);
+    const ours = runSync(links.system, args);
+    expect(ours.status).toBe(real.status);
+    const [realLines, ourLines] = [real.stdout.trimEnd().split("\n"), ours.stdout.trimEnd().split("\n")];
+    expect(ourLines[0]).toBe(realLines[0]);
+    for (const line of [...realLines.slice(1), ...ourLines.slice(1)]) expect(line).toMatch(entry);
+  });
+
+  it("-machine help: `none` is described exactly as QEMU does", () => {
+    const pick = (out: string) => out.split("\n").find((l) => l.startsWith("none "));
+    expect(pick(runSync(links.system, ["-machine", "help"]).stdout)).toBe(pick(runSync("qemu-system-x86_64", ["-machine", "help"]).stdout));
+  });
+
+  it("-drive format=help: two 'Supported formats' lines", () => {
+    const shape = (out: string) => out.split("\n").map((l) => l.replace(/: .*/, ": ..."));
+    const real = runSync("qemu-system-x86_64", [...BASE, "-drive", "format=help"]);
+    const ours = runSync(links.system, [...BASE, "-drive", "format=help"]);
+    expect(ours.status).toBe(real.status);
+    expect(shape(ours.stdout)).toEqual(shape(real.stdout));
+  });
+
+  it("--version: same two-line form, version numbers as query-version reports", () => {
+    const mask = (out: string) => out.replace(/\(.*\)/, "(...)");
+    expect(mask(runSync(links.system, ["--version"]).stdout)).toBe(mask(runSync("qemu-system-x86_64", ["--version"]).stdout));
+    expect(mask(runSync(links.storageDaemon, ["--version"]).stdout)).toBe(mask(runSync("qemu-storage-daemon", ["--version"]).stdout));
+  });
+});

@@ -374,3 +374,17 @@ scen("s-stream-readonly-intermediate", [
    blockdev=[bd("base", "base.qcow2", ",read-only=on"), bd("mid", "mid.qcow2", ",backing=base,read-only=on"),
              bd("top", "top.qcow2", ",backing=mid")],
    post=["qemu-img info --output=json mid.qcow2", "qemu-img check --output=json mid.qcow2"])
+
+scen("s-mirror-busy-nodes", [
+    m(until=ready("m")),
+    cmd("blockdev-del", {"node-name": "tgt"}),
+    cmd("blockdev-del", {"node-name": "src"}),
+    cmd("blockdev-backup", {"job-id": "b", "device": "src", "target": "small", "sync": "full"}),
+    cmd("blockdev-backup", {"job-id": "b", "device": "tgt", "target": "small", "sync": "full"}),
+    cmd(ST, {"job-id": "s", "device": "src"}),
+    cmd(BM, {"job-id": "m2", "device": "small", "target": "tgt", "sync": "full"}),
+    cmd(CM, {"job-id": "c", "device": "src"}),
+    cmd("block-dirty-bitmap-add", {"node": "src", "name": "b0"}),
+    cmd("job-cancel", {"id": "m"}, until=done("m")),
+    cmd("blockdev-del", {"node-name": "tgt"}, until=[]),
+])

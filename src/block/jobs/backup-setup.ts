@@ -12,6 +12,7 @@ import { resolveSync, releaseSyncBitmap, type ResolvedSync } from "./backup-bitm
 import { BlockCopy } from "./block-copy.ts";
 import { nodeCopySource, nodeCopyTarget } from "./backup-io.ts";
 import { openCbwFilter, setCbwCopier } from "./copy-before-write.ts";
+import { showCopyBitmap, showFilterBitmaps, showSuccessor } from "./job-bitmaps.ts";
 import type { OnError } from "./backup-run.ts";
 
 const INT_MAX = 2147483647;
@@ -58,11 +59,12 @@ export async function setupBackup(layer: BlockLayer, source: BlockNode, target: 
 
   const defaultJobId = layer.backendsOf(source)[0]?.name ?? "";
   const bitmap = sync.bitmap;
-  bitmap?.createSuccessor();
+  const hideSuccessor = bitmap ? showSuccessor(source, bitmap.createSuccessor()) : () => {};
   let filter: BlockNode;
   try {
     filter = await openCbwFilter(layer, source, target, args["filter-node-name"]);
   } catch (e) {
+    hideSuccessor();
     bitmap?.reclaim();
     throw e;
   }
@@ -76,11 +78,13 @@ export async function setupBackup(layer: BlockLayer, source: BlockNode, target: 
     compress: !!args.compress,
     maxChunk: maxChunk && maxChunk >= clusterSize ? maxChunk : undefined,
   });
-  // What the job starts with: everything for full/top (top drops unallocated while running),
-  // the bitmap's clusters for bitmap mode, nothing for none (only copy-before-write).
-  if (sync.sync === "full" || sync.sync === "top") copy.bitmap.setAll();
+  // Clusters still owed to the target: everything for full/top (top drops unallocated ones
+  // while running) and none (which only copies before guest writes), the bitmap's for bitmap.
+  if (sync.sync !== "bitmap") copy.bitmap.setAll();
   else if (sync.sync === "bitmap" && bitmap) for (const [off, len] of bitmap.dirtyRanges()) copy.bitmap.set(off, len);
   setCbwCopier(filter, copy);
+  const hideFilterBitmaps = showFilterBitmaps(filter, clusterSize, () => copy.copiedBeforeWrite);
+  const hideCopyBitmap = showCopyBitmap(source, clusterSize, () => copy.remainingBytes());
 
   let bitmapReleased = !bitmap;
   let filterRemoved = false;
@@ -96,12 +100,15 @@ export async function setupBackup(layer: BlockLayer, source: BlockNode, target: 
     releaseBitmap(success) {
       if (bitmapReleased || !bitmap) return;
       bitmapReleased = true;
+      hideSuccessor();
       releaseSyncBitmap(bitmap, sync.mode ?? "on-success", success, copy.bitmap);
     },
     async removeFilter() {
       if (filterRemoved) return;
       filterRemoved = true;
       setCbwCopier(filter, null);
+      hideCopyBitmap();
+      hideFilterBitmaps();
       await layer.removeFilter(filter);
     },
   };

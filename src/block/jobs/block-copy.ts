@@ -92,6 +92,8 @@ export class BlockCopy {
   private cursor = 0;
   /** Bytes claimed so far (copied, zeroed or skipped): the job's progress. */
   onProgress: (bytes: number) => void = () => {};
+  /** Bytes copied because a guest write came first (the cbw filter's "done" bitmap). */
+  copiedBeforeWrite = 0;
 
   constructor(opts: BlockCopyOptions) {
     this.source = opts.source;
@@ -178,7 +180,7 @@ export class BlockCopy {
       const c = this.bitmap.nextSet(first);
       if (c < 0 || c >= end) return;
       const stop = Math.min(this.bitmap.nextClear(c), end);
-      await this.runTask(c, stop);
+      this.copiedBeforeWrite += await this.runTask(c, stop);
     }
   }
 

@@ -56,20 +56,23 @@ class StartupError extends Error {
 }
 
 /** Demo configuration (`npm start`): two QMP sockets and a scratch copy of the demo disk. */
-function applyDemo(cfg: CliConfig, cwd: string): void {
+function applyDemo(cfg: CliConfig, cwd: string): { scratchDir?: string; summary: string } {
   const add = (dev: Chardev) => {
     cfg.chardevs.push(dev);
     cfg.monitors.push({ chardevId: dev.id, mode: "control", pretty: false, origin: "--demo" });
   };
   add({ id: "demo_unix", backend: "socket", server: true, wait: false, address: { kind: "unix", path: path.join(cwd, "qmp.sock") } });
   add({ id: "demo_tcp", backend: "socket", server: true, wait: false, address: { kind: "tcp", host: "127.0.0.1", port: 4444 } });
+  const summary = `QMP on ${path.join(cwd, "qmp.sock")} and tcp 127.0.0.1:4444`;
   const image = findDemoImage(cwd);
-  if (image) {
-    const scratch = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "qmpemu-demo-")), path.basename(image));
-    fs.copyFileSync(image, scratch);
-    const format = image.endsWith(".qcow2") ? "qcow2" : "raw";
-    cfg.blockdevs.push({ driver: format, "node-name": "demo0", file: { driver: "file", filename: scratch } });
-  }
+  if (!image) return { summary };
+  // The repository's image is never modified: the demo works on a scratch copy.
+  const scratchDir = fs.mkdtempSync(path.join(os.tmpdir(), "qmpemu-demo-"));
+  const scratch = path.join(scratchDir, path.basename(image));
+  fs.copyFileSync(image, scratch);
+  const format = image.endsWith(".qcow2") ? "qcow2" : "raw";
+  cfg.blockdevs.push({ driver: format, "node-name": "demo0", file: { driver: "file", filename: scratch } });
+  return { scratchDir, summary: `${summary}; node demo0 (${format}) is a scratch copy of ${image}` };
 }
 
 /** The first disk image in images/ (next to the binary or in the working directory). */
@@ -115,6 +118,8 @@ interface Resources {
   fdListeners: FdListener[];
   sockets: net.Socket[];
   pidfile?: string;
+  /** The demo's scratch copy of its disk. */
+  scratchDir?: string;
 }
 
 /** Starts the monitors the emulator does not listen on itself: stdio, fds, outgoing sockets. */
@@ -232,16 +237,17 @@ export async function run(argv0: string, args: string[], io: ProcessIo, self: Se
   const cfg = parsed.config;
   if (parsed.warnings) io.stderr(parsed.warnings);
   if (cfg.daemonize && !isDaemonChild()) return spawnDaemon(self.command, self.args, argv0);
-  if (cfg.demo) applyDemo(cfg, process.cwd());
+  const demo = cfg.demo ? applyDemo(cfg, process.cwd()) : undefined;
 
   let quiet = false;
   const say = (text: string) => void (quiet || io.stderr(text));
-  const res: Resources = { fdListeners: [], sockets: [] };
+  const res: Resources = { fdListeners: [], sockets: [], scratchDir: demo?.scratchDir };
   const emu = createEmulator(emulatorOptions(cfg));
   const cleanup = () => {
     for (const l of res.fdListeners) l.close();
     for (const s of res.sockets) s.destroy();
     if (res.pidfile) fs.rmSync(res.pidfile, { force: true });
+    if (res.scratchDir) fs.rmSync(res.scratchDir, { recursive: true, force: true });
   };
   try {
     try {
@@ -266,9 +272,7 @@ export async function run(argv0: string, args: string[], io: ProcessIo, self: Se
     const dev = cfg.chardevs.find((c) => c.id === mon.chardevId)!;
     if (dev.wait) say(`${cfg.prog}: ${mon.origin}: info: QEMU waiting for connection on: ${describeListener(dev)}\n`);
   }
-  if (cfg.demo) {
-    say(`${cfg.prog}: demo: QMP on ${path.join(process.cwd(), "qmp.sock")} and tcp 127.0.0.1:4444\n`);
-  }
+  if (demo) say(`${cfg.prog}: demo: ${demo.summary}\n`);
   if (isDaemonChild()) {
     signalReady();
     quiet = true;

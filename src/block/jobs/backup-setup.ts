@@ -12,7 +12,7 @@ import { resolveSync, releaseSyncBitmap, type ResolvedSync } from "./backup-bitm
 import { BlockCopy } from "./block-copy.ts";
 import { nodeCopySource, nodeCopyTarget } from "./backup-io.ts";
 import { openCbwFilter, setCbwCopier } from "./copy-before-write.ts";
-import { showCopyBitmap, showFilterBitmaps, showSuccessor } from "./job-bitmaps.ts";
+import { showCopyBitmap, showFilterBitmaps } from "./job-bitmaps.ts";
 import type { OnError } from "./backup-run.ts";
 
 const INT_MAX = 2147483647;
@@ -59,12 +59,12 @@ export async function setupBackup(layer: BlockLayer, source: BlockNode, target: 
 
   const defaultJobId = layer.backendsOf(source)[0]?.name ?? "";
   const bitmap = sync.bitmap;
-  const hideSuccessor = bitmap ? showSuccessor(source, bitmap.createSuccessor()) : () => {};
+  // the block layer lists the successor as an anonymous bitmap while the job holds it
+  bitmap?.createSuccessor();
   let filter: BlockNode;
   try {
     filter = await openCbwFilter(layer, source, target, args["filter-node-name"]);
   } catch (e) {
-    hideSuccessor();
     bitmap?.reclaim();
     throw e;
   }
@@ -100,7 +100,6 @@ export async function setupBackup(layer: BlockLayer, source: BlockNode, target: 
     releaseBitmap(success) {
       if (bitmapReleased || !bitmap) return;
       bitmapReleased = true;
-      hideSuccessor();
       releaseSyncBitmap(bitmap, sync.mode ?? "on-success", success, copy.bitmap);
     },
     async removeFilter() {

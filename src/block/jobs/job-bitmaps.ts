@@ -1,8 +1,7 @@
 /**
  * The anonymous bitmaps QEMU's backup keeps while it runs, as
- * query-named-block-nodes shows them: on the source, the job's frozen-bitmap
- * successor (recording the guest's writes) and block-copy's bitmap of
- * clusters still to copy; on the copy-before-write filter, its "access"
+ * query-named-block-nodes shows them (the frozen bitmap's successor is the
+ * block layer's): on the source, block-copy's bitmap of clusters still to copy; on the copy-before-write filter, its "access"
  * (whole disk) and "done" (copied before a guest write) bitmaps. They are
  * views: counts come from the live objects, nothing records through them.
  */
@@ -40,10 +39,6 @@ function show(node: BlockNode, views: DirtyBitmap[]): () => void {
       if (i >= 0) node.bitmaps.splice(i, 1);
     }
   };
-}
-
-export function showSuccessor(source: BlockNode, successor: DirtyBitmap): () => void {
-  return show(source, [new BitmapView(source.size(), successor.granularity, () => successor.count(), () => successor.enabled)]);
 }
 
 export function showCopyBitmap(source: BlockNode, clusterSize: number, remaining: () => number): () => void {

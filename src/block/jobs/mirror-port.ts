@@ -46,8 +46,12 @@ export interface SyncJobHandle {
   discard(): void;
 }
 
+/** Without a speed limit the job still lets the event loop run this often (bytes). */
+const UNLIMITED_YIELD_BYTES = 4 << 20;
+
 /** The job as the copy loops see it. */
 export function jobRuntime(job: Job): JobRuntime {
+  let sinceSleep = 0;
   return {
     get id() {
       return job.id ?? "";
@@ -68,6 +72,12 @@ export function jobRuntime(job: Job): JobRuntime {
     increaseRemaining: (n) => job.progress.increaseRemaining(n),
     async rateLimit(n) {
       if (n > 0) job.rateLimitProcessed(n);
+      // Unlimited: a zero sleep every few MiB is enough (each one lets formats write back metadata).
+      if (job.speed === 0) {
+        sinceSleep += n;
+        if (n > 0 && sinceSleep < UNLIMITED_YIELD_BYTES) return;
+        sinceSleep = 0;
+      }
       await job.rateLimitSleep();
     },
     sleep: (ms) => job.sleep(ms * 1_000_000),

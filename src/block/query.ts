@@ -209,7 +209,7 @@ export function infoBlock(layer: BlockLayer, argLine: string): string {
     }
   } else {
     for (const blk of layer.backends.filter((b) => b.name && (!device || b.name === device))) {
-      const node = blk.node;
+      const node = blk.node && !blk.node.ejected ? blk.node : null;
       if (!node) {
         parts.push(`${blk.name}: [not inserted]\n    Removable device: not locked, tray closed\n`);
         continue;

@@ -203,6 +203,8 @@ export function infoBlock(layer: BlockLayer, argLine: string): string {
   const device = words.find((w) => !w.startsWith("-"));
   const parts: string[] = [];
   if (named) {
+    // QEMU ignores the query's error (an ejected node) and prints nothing at all.
+    if (layer.nodes.some((n) => n.ejected)) return "";
     for (const n of [...layer.nodes].reverse()) {
       const info = blockDeviceInfo(n, { flat: false });
       parts.push(describeInserted(n.nodeName, info, false) + images(info));

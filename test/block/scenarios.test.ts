@@ -236,6 +236,9 @@ f.seek(l1); e=struct.unpack('>Q',f.read(8))[0]; f.seek(l1); f.write(struct.pack(
         ['hmp qemu-io drive0 "read 0 4k"'],
         ["query-named-block-nodes", { flat: true }],
         ["query-block"],
+        ["hmp info block"],
+        ["hmp info block -n"],
+        ["x-debug-query-block-graph"],
       ],
       post: ["qemu-img check cor.qcow2 >/dev/null 2>&1; echo $?", "qemu-img info cor.qcow2 | grep corrupt"],
     });

@@ -216,11 +216,11 @@ export const commands: CommandDef[] = [
   defineCommand({
     name: "query-chardev",
     returns: array(struct("ChardevInfo", { label: str(), filename: str(), "frontend-open": bool() })),
-    // QEMU lists the most recently created chardev first.
-    handler: (_a, { emu }) =>
-      monitorChardevs(emu)
-        .reverse()
-        .map((c) => ({ label: c.id, filename: c.filename, "frontend-open": true })),
+    handler: (_a, { emu }) => {
+      const files = new Map(monitorChardevs(emu).map((c) => [c.id, c.filename]));
+      const chardevs = extraState(emu).qom.root.children.get("chardevs");
+      return (chardevs?.childEntries() ?? []).map(([label]) => ({ label, filename: files.get(label) ?? "", "frontend-open": true }));
+    },
   }),
   defineCommand({
     name: "query-chardev-backends",
@@ -274,9 +274,8 @@ export const commands: CommandDef[] = [
       }),
     ),
     handler: (_a, { emu }) =>
-      [...extraState(emu).qom.objects().children.values()]
+      extraState(emu).qom.objects().childEntries().map(([, o]) => o)
         .filter((o): o is UserObject => o instanceof UserObject && typeof o.state.memdev === "function")
-        .reverse()
         .map((o) => {
           const m = (o.state.memdev as () => Record<string, any>)();
           return {

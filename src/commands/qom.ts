@@ -10,7 +10,7 @@ import { INTERFACE_IMPLEMENTERS, QOM_TYPES, TYPE_PROPERTIES } from "../machine-e
 import type { ObjectPropertyInfo, QomTypeInfo } from "../machine-extra/static-types.ts";
 import { extraState } from "../machine-extra/state.ts";
 import { resolvePath } from "../qom/object.ts";
-import { USER_TYPES, UserObject, isWellFormedId } from "../qom/user-types.ts";
+import { USER_TYPES, UserObject, failedWhenCompleting, isWellFormedId } from "../qom/user-types.ts";
 import { defineCommand, type CommandDef } from "./command.ts";
 import type { HmpCommand } from "./hmp-command.ts";
 import { any, array, bool, enumOf, int, optional, str, struct, union } from "./qapi.ts";
@@ -125,7 +125,15 @@ export const commands: CommandDef[] = [
       if (objects.children.has(id)) {
         throw genericError(`attempt to add duplicate property '${id}' to object (type 'container')`);
       }
-      objects.addChild(id, kind.create(args as Record<string, unknown>, id, objects.children.values()));
+      let obj;
+      try {
+        obj = kind.create(args as Record<string, unknown>, id, objects.children.values());
+      } catch (e) {
+        // QEMU adds the object under /objects before completing it and removes it when that fails.
+        if (failedWhenCompleting(e)) objects.noteTransientChild(id);
+        throw e;
+      }
+      objects.addChild(id, obj);
     },
   }),
   defineCommand({
@@ -189,10 +197,10 @@ export const commands: CommandDef[] = [
         "aio-max-batch": int(),
       }),
     ),
+    // Appended while walking /objects: plain hash-table order.
     handler: (_a, { emu }) =>
-      [...extraState(emu).qom.objects().children.entries()]
+      extraState(emu).qom.objects().childrenInHashOrder()
         .filter((e): e is [string, UserObject] => e[1] instanceof UserObject && e[1].typename === "iothread")
-        .reverse()
         .map(([id, o]) => {
           const v = o.state.values as Record<string, { value: number }>;
           return {

@@ -5,6 +5,7 @@
  * (recorded per type), so listing is a plain walk.
  */
 import { QmpError, genericError } from "../core/error.ts";
+import { GHashOrder } from "./ghash-order.ts";
 
 /** QEMU's visitor types for scalar properties: what qom-set accepts. */
 export type ScalarKind = "str" | "bool" | "int" | "uint" | "enum" | "any";
@@ -25,26 +26,24 @@ export class QomObject {
   parent: QomObject | undefined;
   name = "";
 
-  /**
-   * `childOrder`: names of children that list in a fixed order whenever
-   * they exist (QEMU's order is by hash; for the few fixed names we know it).
-   */
+  /** Where QEMU's per-object property hash table would keep each child. */
+  private readonly childSlots = new GHashOrder();
+
   constructor(
     readonly typename: string,
     props: readonly QomProperty[] = [],
-    private readonly childOrder: readonly string[] = [],
   ) {
     this.props.push({ name: "type", type: "string", get: () => this.typename }, ...props);
   }
 
-  /** Properties in listing order: own ones, then children (fixed names first, then in creation order). */
+  /**
+   * Properties in qom-list order: the type's own (recorded in QEMU's order),
+   * then the children. QEMU walks the object's hash table, then its class's
+   * properties, and prepends each to the answer: children therefore come
+   * last, in reverse hash-table order.
+   */
   properties(): QomProperty[] {
-    const rank = (n: string) => {
-      const i = this.childOrder.indexOf(n);
-      return i < 0 ? this.childOrder.length : i;
-    };
-    const entries = [...this.childMap.entries()].sort((a, b) => rank(a[0]) - rank(b[0]));
-    const children = entries.map(([name, child]): QomProperty => ({
+    const children = this.childEntries().map(([name, child]): QomProperty => ({
       name,
       type: `child<${child.typename}>`,
       get: () => child.path,
@@ -60,6 +59,27 @@ export class QomObject {
     return this.childMap;
   }
 
+  /**
+   * For a container whose contents never change, the listing order as
+   * recorded from QEMU (its hash table's history is unknown to us).
+   */
+  private fixedOrder: readonly string[] | undefined;
+
+  fixChildOrder(names: readonly string[]): void {
+    this.fixedOrder = names;
+  }
+
+  /** Children in QEMU's hash-table iteration order (object_child_foreach). */
+  childrenInHashOrder(): [string, QomObject][] {
+    const names = this.fixedOrder ? [...this.fixedOrder].reverse() : this.childSlots.order();
+    return names.filter((n) => this.childMap.has(n)).map((name) => [name, this.childMap.get(name)!]);
+  }
+
+  /** Children as qom-list shows them: walked in hash order and prepended, so reversed. */
+  childEntries(): [string, QomObject][] {
+    return this.childrenInHashOrder().reverse();
+  }
+
   addChild(name: string, child: QomObject): QomObject {
     if (this.childMap.has(name) || this.props.some((p) => p.name === name)) {
       throw genericError(`attempt to add duplicate property '${name}' to object (type '${this.typename}')`);
@@ -67,13 +87,22 @@ export class QomObject {
     child.parent = this;
     child.name = name;
     this.childMap.set(name, child);
+    this.childSlots.insert(name);
     return child;
+  }
+
+  /** A child that existed only briefly (QEMU added then dropped it): it still leaves its mark on the hash table. */
+  noteTransientChild(name: string): void {
+    if (this.childMap.has(name)) return;
+    this.childSlots.insert(name);
+    this.childSlots.remove(name);
   }
 
   removeChild(name: string): void {
     const c = this.childMap.get(name);
     if (c) c.parent = undefined;
     this.childMap.delete(name);
+    this.childSlots.remove(name);
   }
 
   get path(): string {

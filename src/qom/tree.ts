@@ -63,7 +63,7 @@ function machineProperties(): QomProperty[] {
 }
 
 export function buildTree(chardevs: readonly ChardevInfo[]): QomTree {
-  const root = new QomObject("container", [], ["objects", "machine", "chardevs"]);
+  const root = container();
   const machine = root.addChild("machine", new QomObject("none-machine", machineProperties()));
   const devs = root.addChild("chardevs", container());
   machine.addChild("peripheral-anon", container());
@@ -78,6 +78,7 @@ export function buildTree(chardevs: readonly ChardevInfo[]): QomTree {
       { name: "hotplug-handler", type: "link<hotplug-handler>", get: () => "" },
     ]),
   );
+  unattached.fixChildOrder(["io[0]", "system[0]", "sysbus"]);
   for (const c of chardevs) {
     devs.addChild(
       c.id,

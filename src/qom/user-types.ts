@@ -6,7 +6,7 @@
 import { Buffer } from "node:buffer";
 import * as fs from "node:fs";
 import * as os from "node:os";
-import { genericError } from "../core/error.ts";
+import { genericError, type QmpError } from "../core/error.ts";
 import { QomObject, field, invalidType, visitScalar, type QomProperty } from "./object.ts";
 
 const INT64_MAX = "9223372036854775807";
@@ -33,6 +33,22 @@ export interface UserType {
    * `siblings` are the objects already under /objects.
    */
   create(args: Record<string, unknown>, id: string, siblings?: Iterable<QomObject>): UserObject;
+}
+
+const completionErrors = new WeakSet<object>();
+
+/**
+ * An error QEMU raises when completing the object (user_creatable_complete),
+ * i.e. after it was added under /objects, rather than while setting properties.
+ */
+function completeError(message: string): QmpError {
+  const e = genericError(message);
+  completionErrors.add(e);
+  return e;
+}
+
+export function failedWhenCompleting(e: unknown): boolean {
+  return typeof e === "object" && e !== null && completionErrors.has(e);
 }
 
 /** strerror() texts for the errno codes file opens commonly fail with. */
@@ -97,7 +113,7 @@ const iothread: UserType = {
       s["thread-pool-min"].value < 0 ||
       s["thread-pool-max"].value <= 0
     ) {
-      throw genericError("bad thread-pool-min/thread-pool-max values");
+      throw completeError("bad thread-pool-min/thread-pool-max values");
     }
     const loop = eventLoopProps(s);
     const props = [
@@ -119,17 +135,17 @@ const secret: UserType = {
     const data = args.data as string | undefined;
     const file = args.file as string | undefined;
     const format = (args.format as string | undefined) ?? "raw";
-    if (data !== undefined && file !== undefined) throw genericError("'file' and 'data' are mutually exclusive");
-    if (data === undefined && file === undefined) throw genericError("Either 'file' or 'data' must be provided");
+    if (data !== undefined && file !== undefined) throw completeError("'file' and 'data' are mutually exclusive");
+    if (data === undefined && file === undefined) throw completeError("Either 'file' or 'data' must be provided");
     if (format === "base64" && data !== undefined && (!BASE64.test(data) || data.length % 4 !== 0)) {
-      throw genericError("Base64 data contains invalid characters");
+      throw completeError("Base64 data contains invalid characters");
     }
     if (file !== undefined) {
       try {
         fs.readFileSync(file);
       } catch (e) {
         // glib's g_file_get_contents message, typographic quotes included.
-        throw genericError(`Unable to read ${file}: Failed to open file \u201C${file}\u201D: ${strerror(e)}`);
+        throw completeError(`Unable to read ${file}: Failed to open file \u201C${file}\u201D: ${strerror(e)}`);
       }
     }
     const s = {
@@ -165,7 +181,7 @@ const memoryBackendRam: UserType = {
   parent: "memory-backend",
   create(args, id) {
     const size = args.size as number;
-    if (size === 0) throw genericError("property 'size' of memory-backend-ram doesn't take value '0'");
+    if (size === 0) throw completeError("property 'size' of memory-backend-ram doesn't take value '0'");
     const flag = (k: string, d: boolean) => ({ value: (args[k] as boolean | undefined) ?? d });
     const s = {
       share: flag("share", false),
@@ -223,10 +239,10 @@ const mainLoop: UserType = {
     const s = { "thread-pool-min": num("thread-pool-min", 0), "thread-pool-max": num("thread-pool-max", 64), "aio-max-batch": num("aio-max-batch", 0) };
     nonNegative("aio-max-batch")(s["aio-max-batch"].value);
     if (s["thread-pool-min"].value > s["thread-pool-max"].value || s["thread-pool-min"].value < 0 || s["thread-pool-max"].value <= 0) {
-      throw genericError("bad thread-pool-min/thread-pool-max values");
+      throw completeError("bad thread-pool-min/thread-pool-max values");
     }
     // Checked when the object completes, after its properties were set.
-    for (const o of siblings) if (o.typename === "main-loop") throw genericError("only one main-loop instance allowed");
+    for (const o of siblings) if (o.typename === "main-loop") throw completeError("only one main-loop instance allowed");
     const loop = eventLoopProps(s);
     return new UserObject("main-loop", [loop.min, loop.batch, loop.max], {}, false);
   },
@@ -241,7 +257,7 @@ const rngRandom: UserType = {
     try {
       fs.closeSync(fs.openSync(filename, "r"));
     } catch (e) {
-      throw genericError(`Could not open '${filename}': ${strerror(e)}`);
+      throw completeError(`Could not open '${filename}': ${strerror(e)}`);
     }
     return new UserObject(
       "rng-random",

@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { MigrationSettings } from "../../src/machine-extra/migration.ts";
+import { GHashOrder, gStrHash } from "../../src/qom/ghash-order.ts";
 import { resolvePath } from "../../src/qom/object.ts";
 import { buildTree } from "../../src/qom/tree.ts";
 import { USER_TYPES } from "../../src/qom/user-types.ts";
@@ -38,6 +39,32 @@ describe("QOM paths", () => {
     expect(() => io.setProperty("type", "x")).toThrow("Property 'iothread.type' is not writable");
     io.setProperty("poll-grow", 3);
     expect(io.getProperty("poll-grow")).toBe(3);
+  });
+});
+
+describe("GLib hash-table order", () => {
+  const listing = (ops: string[]) => {
+    const t = new GHashOrder();
+    for (const op of ops) op.startsWith("-") ? t.remove(op.slice(1)) : t.insert(op);
+    return t.order().reverse();
+  };
+
+  it("g_str_hash is djb2 over signed chars", () => {
+    expect(gStrHash("")).toBe(5381);
+    expect(gStrHash("a")).toBe(5381 * 33 + 97);
+    expect(gStrHash("\u00e9")).toBe(((5381 * 33 - 61) * 33 - 87) >>> 0);
+  });
+
+  // qom-list /objects answers recorded from QEMU 7.2 after these object-add / failed completions.
+  it.each([
+    [["io0", "m0", "a0", "s0"], ["io0", "s0", "m0", "a0"]],
+    [["ml", "r0", "r1", "t0", "t1", "tc", "mf", "-mf"], ["t1", "r0", "ml", "tc", "t0", "r1"]],
+    [
+      ["io0", "io1", "s0", "s1", "-s1", "s2", "m0", "t0", "r0", "a0", "tls0"],
+      ["tls0", "m0", "a0", "r0", "io0", "s0", "t0", "io1", "s2"],
+    ],
+  ])("%j lists as QEMU did", (ops, expected) => {
+    expect(listing(ops)).toEqual(expected);
   });
 });
 

@@ -33,6 +33,9 @@ export interface CliConfig {
   monitors: MonitorRequest[];
   blockdevs: Record<string, unknown>[];
   drives: Record<string, string>[];
+  /** The option text of each blockdev / drive (same order), for error locations. */
+  blockdevOrigins: string[];
+  driveOrigins: string[];
   startPaused: boolean;
   name?: string;
   uuid?: string;
@@ -197,17 +200,19 @@ function applyMachine(cfg: CliConfig, value: string): void {
   }
 }
 
-function applyDrive(cfg: CliConfig, value: string): void {
+function applyDrive(cfg: CliConfig, value: string, origin: string): void {
   const opts = parseQemuOpts(value);
   if (optGet(opts, "format") === "help") throw new EarlyExit(help.driveFormatHelp());
   if (optGet(opts, "driver") === undefined && optGet(opts, "file") === undefined) {
     throw new CliError("Must specify either driver or file");
   }
   cfg.drives.push(Object.fromEntries(opts.pairs));
+  cfg.driveOrigins.push(origin);
 }
 
-function applyBlockdev(cfg: CliConfig, value: string): void {
+function applyBlockdev(cfg: CliConfig, value: string, origin: string): void {
   cfg.blockdevs.push(parseBlockdevArg(value));
+  cfg.blockdevOrigins.push(origin);
 }
 
 function applyDevice(cfg: CliConfig, value: string, origin: string): void {
@@ -324,6 +329,8 @@ function emptyConfig(prog: string, personality: Personality): CliConfig {
     monitors: [],
     blockdevs: [],
     drives: [],
+    blockdevOrigins: [],
+    driveOrigins: [],
     startPaused: false,
     daemonize: false,
     accel: [],

@@ -108,9 +108,26 @@ function emulatorOptions(cfg: CliConfig): EmulatorOptions {
     uuid: cfg.uuid,
     startPaused: cfg.startPaused,
     clock: cfg.accel[0] === "qtest" ? "virtual" : "real",
-    blockdevs: cfg.blockdevs,
-    drives: cfg.drives,
+    // -blockdev / -drive are opened by openBlockDevices(), one at a time, so that a
+    // failure names its option the way QEMU does.
   };
+}
+
+/** Opens -blockdev then -drive options in command-line order, like QEMU's startup. */
+async function openBlockDevices(emu: Emulator, cfg: CliConfig): Promise<void> {
+  await emu.blockReady;
+  const items = [
+    ...cfg.blockdevs.map((b, i) => ({ origin: cfg.blockdevOrigins[i], opts: { blockdevs: [b] } })),
+    ...cfg.drives.map((d, i) => ({ origin: cfg.driveOrigins[i], opts: { drives: [d] } })),
+  ];
+  for (const item of items) {
+    try {
+      await emu.block.startup(item.opts);
+    } catch (e) {
+      const desc = (e as { desc?: string }).desc ?? (e instanceof Error ? e.message : String(e));
+      throw new StartupError(`${item.origin}: ${desc}`);
+    }
+  }
 }
 
 /** Everything that must be undone at exit besides the emulator itself. */
@@ -250,6 +267,7 @@ export async function run(argv0: string, args: string[], io: ProcessIo, self: Se
     if (res.scratchDir) fs.rmSync(res.scratchDir, { recursive: true, force: true });
   };
   try {
+    await openBlockDevices(emu, cfg);
     try {
       await emu.listen();
     } catch (e) {

@@ -101,6 +101,32 @@ describe("stdio monitor", () => {
   });
 });
 
+describe("block devices from the command line", () => {
+  it("-blockdev (keyval and JSON) and -drive are open before the monitor greets", async () => {
+    const child = spawn(BINARY, [
+      "-display", "none", "-qmp", "stdio",
+      "-blockdev", "null-co,node-name=n0,size=1048576,read-only=on",
+      "-blockdev", '{"driver":"null-co","node-name":"n1","size":4096}',
+      "-drive", "driver=null-co,if=none,id=drive0,node-name=n2",
+    ], { stdio: ["pipe", "pipe", "pipe"] });
+    const out = new LineReader(child.stdout);
+    const exit = new Promise<number | null>((r) => child.on("exit", r));
+    await out.json();
+    child.stdin.write('{"execute":"qmp_capabilities"}{"execute":"query-named-block-nodes","arguments":{"flat":true}}');
+    await out.json();
+    const nodes = (await out.json()).return as { "node-name": string; ro: boolean; image: { "virtual-size": number } }[];
+    const byName = Object.fromEntries(nodes.map((n) => [n["node-name"], n]));
+    expect(byName.n0).toMatchObject({ ro: true, image: { "virtual-size": 1048576 } });
+    expect(byName.n1).toMatchObject({ ro: false, image: { "virtual-size": 4096 } });
+    expect(byName.n2).toBeDefined();
+    child.stdin.write('{"execute":"query-block"}');
+    const devices = ((await out.json()).return as { device: string }[]).map((d) => d.device);
+    expect(devices).toContain("drive0");
+    child.kill("SIGTERM");
+    expect(await exit).toBe(0);
+  });
+});
+
 describe("inherited descriptors", () => {
   it("fd=N on a connected socketpair end from a Node parent (libuv's 'pipe' is a socketpair)", async () => {
     const child = spawn(BINARY, ["-M", "none", "-display", "none", "-chardev", "socket,id=mon,fd=3", "-mon", "chardev=mon,mode=control"], {

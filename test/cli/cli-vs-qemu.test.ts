@@ -54,6 +54,11 @@ const SYSTEM_ERRORS: string[][] = [
   ["-qmp", "unix:/proc/nonexistent/y.sock"],
   ["-qtest", "unix:/proc/nonexistent/q"],
   ["-name", "vm,debug-threads", "-foo"],
+  // Errors while opening block devices carry the option's location too.
+  ["-blockdev", "driver=file,node-name=f,filename=/nonexistent.img"],
+  ["-blockdev", "driver=null-co,node-name=n0,size=abc"],
+  ["-drive", "file=/nonexistent.img,if=none,id=d0"],
+  ["-blockdev", "driver=null-co,node-name=a", "-blockdev", "driver=null-co,node-name=a"],
 ];
 
 const STORAGE_DAEMON_ERRORS: string[][] = [

@@ -104,3 +104,17 @@ describe.skipIf(!hasQemu)("checkQcow2 agrees with qemu-img check", () => {
     expect(qemuCheck(file).status).toBe(0);
   });
 });
+
+describe.skipIf(!hasQemu)("checkQcow2 on garbage", () => {
+  it("an L2 entry pointing far past the end is one corruption, found quickly", async () => {
+    const file = image();
+    const b = fs.readFileSync(file);
+    b.writeBigUInt64BE(0x80ff_ffff_ffff_0000n, 0x40000 + 8 * 7); // L2[7] -> ~2^56
+    fs.writeFileSync(file, b);
+    const t0 = Date.now();
+    const ours = await check(file);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(ours.corruptions).toBeGreaterThan(0);
+    expect(qemuCheck(file).status).toBe(2);
+  });
+});

@@ -143,6 +143,11 @@ async function scan(store: ByteStore): Promise<Scan> {
   };
 
   const checkL1 = async (l1Offset: number, l1Size: number, active: boolean) => {
+    if (l1Size * 8 > 0x2000000 || l1Offset % cs) {
+      result.messages.push(`ERROR L1 table at ${hex(l1Offset)} with ${l1Size} entries is invalid`);
+      result.checkErrors++;
+      return;
+    }
     inc(l1Offset, l1Size * 8);
     const view = await readTable(store, l1Offset, l1Size * 8);
     for (let i = 0; i < l1Size; i++) {
@@ -230,12 +235,16 @@ async function scan(store: ByteStore): Promise<Scan> {
 async function compare(s: Scan, store: ByteStore): Promise<{ leaked: number[]; short: number[] }> {
   const { result, refcounts, computed, cs } = s;
   const fileClusters = Math.ceil((await store.size()) / cs);
-  let maxC = fileClusters;
-  for (const c of computed.keys()) if (c + 1 > maxC) maxC = c + 1;
+  // Dense inside the file; references past its end (possibly garbage offsets) one by one.
+  const beyond = [...computed.keys()].filter((c) => c >= fileClusters).sort((a, b) => a - b);
+  const clusters = function* () {
+    for (let c = 0; c < fileClusters; c++) yield c;
+    yield* beyond;
+  };
   let highest = -1;
   const leaked: number[] = [];
   const short: number[] = [];
-  for (let c = 0; c < maxC; c++) {
+  for (const c of clusters()) {
     const stored = await refcounts.get(c);
     const want = computed.get(c) ?? 0;
     if (stored > 0 || want > 0) highest = c;

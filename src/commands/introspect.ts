@@ -7,6 +7,7 @@
  */
 import type * as v from "valibot";
 import type { CommandDef, EventDef } from "./command.ts";
+import { memberFeatures } from "./qapi.ts";
 import { metaOf } from "./validate.ts";
 
 type Info = Record<string, unknown>;
@@ -56,8 +57,10 @@ class SchemaBuilder {
   private members(entries: Record<string, v.GenericSchema>): Info[] {
     return Object.entries(entries).map(([name, sch]) => {
       const m = metaOf(sch);
-      if (m.kind === "optional") return { name, default: null, type: this.typeName(m.wrapped) };
-      return { name, type: this.typeName(sch) };
+      const info: Info = m.kind === "optional" ? { name, default: null, type: this.typeName(m.wrapped) } : { name, type: this.typeName(sch) };
+      const features = memberFeatures(sch);
+      if (features?.length) info.features = [...features];
+      return info;
     });
   }
 

@@ -11,7 +11,7 @@ import { extraState, monitorChardevs } from "../machine-extra/state.ts";
 import { UserObject } from "../qom/user-types.ts";
 import { defineCommand, defineEvent, type CommandDef, type EventDef } from "./command.ts";
 import type { HmpCommand } from "./hmp-command.ts";
-import { array, bool, enumOf, int, optional, str, struct, union } from "./qapi.ts";
+import { array, bool, enumOf, int, optional, str, struct, union, withFeatures } from "./qapi.ts";
 
 const NetworkAddressFamily = enumOf("NetworkAddressFamily", ["ipv4", "ipv6", "unix", "vsock", "unknown"]);
 const SHUTDOWN_CAUSES = [
@@ -59,7 +59,7 @@ const SgxInfo = struct("SGXInfo", {
   sgx1: bool(),
   sgx2: bool(),
   flc: bool(),
-  "section-size": int("uint64"),
+  "section-size": withFeatures(int("uint64"), ["deprecated"]),
   sections: array(struct("SGXEPCSection", { node: int(), size: int("uint64") })),
 });
 

@@ -9,7 +9,7 @@ import { MIGRATION_CAPABILITIES, type MigrationCapability } from "../machine-ext
 import { extraState } from "../machine-extra/state.ts";
 import { defineCommand, type CommandDef } from "./command.ts";
 import type { HmpCommand } from "./hmp-command.ts";
-import { alternate, array, bool, enumOf, int, nil, num, optional, str, struct, union } from "./qapi.ts";
+import { alternate, array, bool, enumOf, int, nil, num, optional, str, struct, union, withFeatures } from "./qapi.ts";
 
 const MigrationStatus = enumOf("MigrationStatus", [
   "none", "setup", "cancelling", "cancelled", "active", "postcopy-active", "postcopy-paused", "postcopy-recover",
@@ -130,7 +130,7 @@ function parameterMembers(tlsString: () => ReturnType<typeof str> | ReturnType<t
     "tls-authz": optional(tlsString()),
     "max-bandwidth": optional(int("size")),
     "downtime-limit": optional(int("uint64")),
-    "x-checkpoint-delay": optional(int("uint32")),
+    "x-checkpoint-delay": withFeatures(optional(int("uint32")), ["unstable"]),
     "block-incremental": optional(bool()),
     "multifd-channels": optional(int("uint8")),
     "xbzrle-cache-size": optional(int("size")),

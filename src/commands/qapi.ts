@@ -80,4 +80,20 @@ export function alternate<const M extends readonly v.GenericSchema[]>(name: stri
   return tag(schema, { kind: "alternate", name, members });
 }
 
+/**
+ * QAPI member features (e.g. "deprecated", "unstable"), shown by
+ * query-qmp-schema on the member: tag the member's schema as used in the
+ * struct's entries (after optional(), if optional).
+ */
+const featureTable = new WeakMap<object, readonly string[]>();
+
+export function withFeatures<S extends v.GenericSchema>(schema: S, features: readonly string[]): S {
+  featureTable.set(schema, features);
+  return schema;
+}
+
+export function memberFeatures(schema: v.GenericSchema): readonly string[] | undefined {
+  return featureTable.get(schema);
+}
+
 export type Infer<S extends v.GenericSchema> = v.InferOutput<S>;

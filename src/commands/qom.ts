@@ -13,7 +13,7 @@ import { resolvePath } from "../qom/object.ts";
 import { USER_TYPES, UserObject, failedWhenCompleting, isWellFormedId } from "../qom/user-types.ts";
 import { defineCommand, type CommandDef } from "./command.ts";
 import type { HmpCommand } from "./hmp-command.ts";
-import { any, array, bool, enumOf, int, optional, str, struct, union } from "./qapi.ts";
+import { any, array, bool, enumOf, int, optional, str, struct, union, withFeatures } from "./qapi.ts";
 
 const OBJECT_TYPES = [
   "authz-list", "authz-listfile", "authz-pam", "authz-simple", "can-bus", "can-host-socketcan", "colo-compare",
@@ -24,6 +24,8 @@ const OBJECT_TYPES = [
   "rng-random", "secret", "secret_keyring", "sev-guest", "thread-context", "s390-pv-guest", "throttle-group",
   "tls-creds-anon", "tls-creds-psk", "tls-creds-x509", "tls-cipher-suites", "x-remote-object", "x-vfio-user-server",
 ] as const;
+
+const deprecated = <S extends Parameters<typeof withFeatures>[0]>(s: S) => withFeatures(s, ["deprecated"]);
 
 const ObjectOptions = union(
   "ObjectOptions",
@@ -36,15 +38,15 @@ const ObjectOptions = union(
       "thread-pool-min": optional(int()),
       "thread-pool-max": optional(int()),
     },
-    "rng-builtin": { opened: optional(bool()) },
-    "rng-random": { opened: optional(bool()), filename: optional(str()) },
+    "rng-builtin": { opened: deprecated(optional(bool())) },
+    "rng-random": { opened: deprecated(optional(bool())), filename: optional(str()) },
     "thread-context": { "cpu-affinity": optional(array(int("uint16"))), "node-affinity": optional(array(int("uint16"))) },
     "tls-creds-anon": {
       "verify-peer": optional(bool()),
       dir: optional(str()),
       endpoint: optional(enumOf("QCryptoTLSCredsEndpoint", ["client", "server"])),
       priority: optional(str()),
-      loaded: optional(bool()),
+      loaded: deprecated(optional(bool())),
     },
     iothread: {
       "aio-max-batch": optional(int()),
@@ -68,7 +70,7 @@ const ObjectOptions = union(
       "x-use-canonical-path-for-ramblock-id": optional(bool()),
     },
     secret: {
-      loaded: optional(bool()),
+      loaded: deprecated(optional(bool())),
       format: optional(enumOf("QCryptoSecretFormat", ["raw", "base64"])),
       keyid: optional(str()),
       iv: optional(str()),

@@ -13,14 +13,10 @@ type Info = Record<string, any>;
 
 /**
  * Where qmpemu's schema is knowingly narrower than QEMU's: object-add has
- * variants only for the emulated types (checked separately below), query-pci
- * lacks the recursive pci_bridge member, and src/commands/qapi.ts cannot
- * express member-level features (QEMU marks SGXInfo's section-size
- * deprecated and x-checkpoint-delay unstable).
+ * variants only for the emulated types (checked separately below), and
+ * query-pci lacks the recursive pci_bridge member.
  */
-const NARROWER = new Set([
-  "object-add", "query-pci", "query-sgx", "query-sgx-capabilities", "query-migrate-parameters", "migrate-set-parameters",
-]);
+const NARROWER = new Set(["object-add", "query-pci"]);
 
 function resolve(name: string, table: Map<string, Info>, depth = 0): unknown {
   const t = table.get(name);
@@ -84,10 +80,9 @@ describe.skipIf(!haveQemu)("machine-extra / migration / QOM introspection vs rea
     });
   }
 
-  it("object-add: QEMU's ObjectType enum; the emulated types' members as QEMU's (member features aside)", () => {
-    const withoutFeatures = (x: unknown) => JSON.parse(JSON.stringify(x, (k, val) => (k === "features" ? undefined : val)));
+  it("object-add: QEMU's ObjectType enum; the emulated types' members exactly as QEMU's", () => {
     const o = entity(ours, "object-add") as Info;
-    const t = withoutFeatures(entity(theirs, "object-add")) as Info;
+    const t = entity(theirs, "object-add") as Info;
     expect(o["arg-type"].members).toEqual(t["arg-type"].members);
     for (const v of o["arg-type"].variants) {
       expect(v).toEqual(t["arg-type"].variants.find((x: Info) => x.case === v.case));

@@ -57,9 +57,14 @@ export async function realQemu(extra: string[] = []): Promise<Session & { stdout
   const sock = path.join(dir, "qmp.sock");
   const proc: ChildProcess = spawn(
     "qemu-system-x86_64",
-    ["-M", "none", "-nodefaults", "-display", "none", "-qmp", `unix:${sock},server=on,wait=off`, ...extra],
+    // wait=on: QEMU accepts our one client before starting its main loop, so no accept race later.
+    ["-M", "none", "-nodefaults", "-display", "none", "-qmp", `unix:${sock},server=on,wait=on`, ...extra],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
+  // Never leave a QEMU behind, whatever happens to the test.
+  const reap = () => proc.kill("SIGKILL");
+  process.once("exit", reap);
+  proc.once("exit", () => process.removeListener("exit", reap));
   let out = "";
   let err = "";
   proc.stdout!.on("data", (d) => (out += d));

@@ -77,9 +77,9 @@ const noArg: OptionDef = { arg: false, apply: (cfg, _v, origin) => cfg.recorded.
 
 // ---- individual options --------------------------------------------------
 
-function addChardev(cfg: CliConfig, dev: Chardev): void {
+function addChardev(cfg: CliConfig, dev: Chardev, origin: string): void {
   if (cfg.chardevs.some((c) => c.id === dev.id)) throw new CliError(`Duplicate ID '${dev.id}' for chardev`);
-  cfg.chardevs.push(dev);
+  cfg.chardevs.push({ ...dev, origin });
 }
 
 function compatMonitorId(cfg: CliConfig): string {
@@ -92,7 +92,7 @@ function legacyMonitor(mode: "control" | "readline", pretty: boolean): Apply {
     const id = compatMonitorId(cfg);
     const dev = parseLegacyChardev(value, id);
     if (dev.backend === "stdio" && cfg.daemonize) throw new CliError("cannot use stdio with -daemonize");
-    addChardev(cfg, dev);
+    addChardev(cfg, dev, origin);
     cfg.monitors.push({ chardevId: id, mode, pretty, origin });
   };
 }
@@ -267,7 +267,7 @@ const SYSTEM_OPTIONS: Record<string, OptionDef> = {
   qmp: withArg(legacyMonitor("control", false)),
   "qmp-pretty": withArg(legacyMonitor("control", true)),
   monitor: withArg(legacyMonitor("readline", false)),
-  chardev: withArg((cfg, v) => addChardev(cfg, parseChardevOption(v))),
+  chardev: withArg((cfg, v, origin) => addChardev(cfg, parseChardevOption(v), origin)),
   mon: withArg(applyMon),
   blockdev: withArg(applyBlockdev),
   drive: withArg(applyDrive),
@@ -289,7 +289,7 @@ const SYSTEM_OPTIONS: Record<string, OptionDef> = {
 
 const STORAGE_DAEMON_OPTIONS: Record<string, OptionDef> = {
   blockdev: withArg(applyBlockdev),
-  chardev: withArg((cfg, v) => addChardev(cfg, parseChardevOption(v))),
+  chardev: withArg((cfg, v, origin) => addChardev(cfg, parseChardevOption(v), origin)),
   daemonize: flag(applyDaemonize),
   export: withArg(),
   help: flag(() => {

@@ -23,6 +23,8 @@ export interface Chardev {
   server: boolean;
   /** wait=on (the default with server=on): QEMU waits for a first client before starting. */
   wait: boolean;
+  /** The option that created it (`-chardev socket,...`), for error locations. */
+  origin?: string;
 }
 
 /** Keys -chardev accepts per backend; absent backends take anything. */

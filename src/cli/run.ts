@@ -152,12 +152,14 @@ async function attachOtherMonitors(emu: Emulator, cfg: CliConfig, res: Resources
     const a = dev.address;
     if (dev.backend !== "socket" || !a) continue;
     if (a.kind === "fd") {
+      const where = dev.origin ?? mon.origin;
+      if (!isSocketFd(a.fd)) throw new StartupError(`${where}: File descriptor '${a.fd}' is not a socket`);
       if (dev.server) {
         const l = new FdListener(a.fd, (sock, done) => emu.attachTransport(socketTransport(sock), opts).onClose(done));
         try {
           await l.listen();
         } catch (e) {
-          throw new StartupError(`${mon.origin}: Failed to listen on fd socket: ${strerror(e)}`);
+          throw new StartupError(`${where}: Failed to listen on fd socket: ${strerror(e)}`);
         }
         res.fdListeners.push(l);
       } else {
@@ -169,6 +171,14 @@ async function attachOtherMonitors(emu: Emulator, cfg: CliConfig, res: Resources
       res.sockets.push(await connectFor(a, mon.origin));
       emu.attachTransport(socketTransport(res.sockets[res.sockets.length - 1]), opts);
     }
+  }
+}
+
+function isSocketFd(fd: number): boolean {
+  try {
+    return fs.fstatSync(fd).isSocket();
+  } catch {
+    return false;
   }
 }
 

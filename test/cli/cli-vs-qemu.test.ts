@@ -54,6 +54,9 @@ const SYSTEM_ERRORS: string[][] = [
   ["-qmp", "unix:/proc/nonexistent/y.sock"],
   ["-qtest", "unix:/proc/nonexistent/q"],
   ["-name", "vm,debug-threads", "-foo"],
+  // Inherited descriptors that are not sockets (fd 99 is not open in either process).
+  ["-chardev", "socket,id=m,fd=99", "-mon", "chardev=m,mode=control"],
+  ["-chardev", "socket,id=m,fd=99,server=on,wait=off", "-mon", "chardev=m,mode=control"],
   // Errors while opening block devices carry the option's location too.
   ["-blockdev", "driver=file,node-name=f,filename=/nonexistent.img"],
   ["-blockdev", "driver=null-co,node-name=n0,size=abc"],

@@ -242,7 +242,7 @@ function listenError(cfg: CliConfig, e: unknown): string {
       return `${cfg.prog}: ${mon.origin}: Failed to bind socket to ${a.path}: ${strerror(e)}`;
     }
     if (a.kind === "tcp" && err.port === a.port) {
-      return `${cfg.prog}: ${mon.origin}: Failed to bind socket: ${strerror(e)}`;
+      return `${cfg.prog}: ${mon.origin}: Failed to find an available port: ${strerror(e)}`;
     }
   }
   return `${cfg.prog}: ${e instanceof Error ? e.message : String(e)}`;

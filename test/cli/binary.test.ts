@@ -63,10 +63,17 @@ describe("socket monitors", () => {
     server.close();
   });
 
-  it("startup failures exit 1 with QEMU's message", () => {
+  it("startup failures exit 1 with QEMU's message", async () => {
     const r = runSync(BINARY, ["-qmp", "unix:/proc/nonexistent/x.sock,server=on,wait=off"]);
     expect(r.status).toBe(1);
     expect(r.stderr).toBe("qmpemu: -qmp unix:/proc/nonexistent/x.sock,server=on,wait=off: Failed to bind socket to /proc/nonexistent/x.sock: No such file or directory\n");
+    const busy = net.createServer();
+    await new Promise<void>((r) => busy.listen(0, "127.0.0.1", r));
+    const port = (busy.address() as net.AddressInfo).port;
+    const t = runSync(BINARY, ["-qmp", `tcp:127.0.0.1:${port},server=on,wait=off`]);
+    busy.close();
+    expect(t.status).toBe(1);
+    expect(t.stderr).toBe(`qmpemu: -qmp tcp:127.0.0.1:${port},server=on,wait=off: Failed to find an available port: Address already in use\n`);
     const c = runSync(BINARY, ["-qmp", "unix:/proc/nonexistent/y.sock"]);
     expect(c.status).toBe(1);
     expect(c.stderr).toBe("qmpemu: -qmp unix:/proc/nonexistent/y.sock: Failed to connect to '/proc/nonexistent/y.sock': No such file or directory\n");

@@ -10,7 +10,6 @@ import { COMMAND_LINE_OPTIONS, CPU_DEFINITIONS, MACHINES } from "../machine-extr
 import { extraState, monitorChardevs } from "../machine-extra/state.ts";
 import { UserObject } from "../qom/user-types.ts";
 import { defineCommand, defineEvent, type CommandDef, type EventDef } from "./command.ts";
-import type { HmpCommand } from "./hmp-command.ts";
 import { array, bool, enumOf, int, optional, str, struct, union, withFeatures } from "./qapi.ts";
 
 const NetworkAddressFamily = enumOf("NetworkAddressFamily", ["ipv4", "ipv6", "unix", "vsock", "unknown"]);
@@ -524,5 +523,5 @@ export const commands: CommandDef[] = [
   failing("query-vm-generation-id", "VM Generation ID device not found", { returns: struct("GuidInfo", { guid: str() }) }),
 ];
 
-export const hmpCommands: HmpCommand[] = [];
+export { hmpCommands } from "./misc-hmp.ts";
 

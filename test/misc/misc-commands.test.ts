@@ -201,6 +201,33 @@ const CONVERSATIONS: Conversation[] = [
     ],
   },
   {
+    name: "HMP counterparts",
+    steps: [
+      caps,
+      q("object-add", { "qom-type": "iothread", id: "io0", "poll-max-ns": 100 }),
+      q("object-add", { "qom-type": "memory-backend-ram", id: "m0", size: 1048576 }),
+      q("object-add", { "qom-type": "secret", id: "s0", data: "x" }),
+      q("migrate-set-parameters", {
+        "tls-creds": "abc",
+        "block-bitmap-mapping": [{ "node-name": "n", alias: "a", bitmaps: [{ name: "b", alias: "c" }, { name: "b2", alias: "c2", transform: { persistent: true } }] }],
+      }),
+      q("migrate-set-capabilities", { capabilities: [{ capability: "events", state: true }] }),
+      ...[
+        "info iothreads", "info chardev", "info chardev x", "info migrate", "info migrate_capabilities", "info migrate_parameters",
+        "info qom-tree", "info qom-tree /", "info qom-tree /objects", "info qom-tree io0", "info qom-tree /nope", "info qom-tree /objects x",
+        "info memdev", "info cpus", "info mice", "info tpm", "info pci", "info balloon", "info memory-devices", "info hotpluggable-cpus",
+        "info vnc", "info spice", "info dump", "info replay", "info sev", "info sgx", "info memory_size_summary",
+        "qom-list", "qom-list /nope", "qom-list io0", "qom-list /objects/m0", "qom-get /machine smp", "qom-get /machine kernel",
+        "qom-get /machine", "qom-get /nope x", "qom-get /machine nope", "qom-get /objects/m0 host-nodes", "qom-set /machine usb x",
+        "qom-set /machine usb on", "qom-get /machine usb", "qom-set /machine kernel hello", "qom-get /machine kernel",
+        "qom-set /machine phandle-start x", "qom-set /machine phandle-start 0x10", "qom-get /machine phandle-start",
+        "qom-set -j /machine phandle-start 5", "qom-set -j /machine usb x", "qom-set -j /machine usb 1", "qom-set /machine kernel",
+        "qom-set /objects/io0 poll-grow -1", "object_del", "object_del nope", "object_del s0", "qom-list /objects",
+        "system_reset", "system_powerdown",
+      ].map((line) => q("human-monitor-command", { "command-line": line })),
+    ],
+  },
+  {
     name: "more object types",
     steps: [
       caps,
@@ -301,7 +328,7 @@ const CONVERSATIONS: Conversation[] = [
 
 /** What legitimately differs between two runs: socket directories, host thread ids. */
 function mask(line: string): string {
-  return line.replace(/\/tmp\/qmpemu-diff-[^/"]+\//g, "<dir>/").replace(/"thread-id": \d+/g, '"thread-id": "<tid>"');
+  return line.replace(/\/tmp\/qmpemu-diff-[^/"]+\//g, "<dir>/").replace(/"thread-id": \d+/g, '"thread-id": "<tid>"').replace(/thread_id=\d+/g, "thread_id=<tid>");
 }
 
 let peers: Peer[] = [];

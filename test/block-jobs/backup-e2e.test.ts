@@ -160,7 +160,9 @@ describe.skipIf(!hasQemuImg)("backup end to end", () => {
     expect(t.trail("a")).toEqual(["created", "aborting", "concluded", "null"]);
     expect((await t.q("query-jobs")).return).toEqual([]);
     const nodes = (await t.q("query-named-block-nodes", { flat: true })).return as Msg[];
-    expect(nodes.find((n) => n["node-name"] === "src")?.["dirty-bitmaps"]).toBeUndefined();
+    const srcNode = nodes.find((n) => n["node-name"] === "src");
+    expect(srcNode).toBeDefined();
+    expect(srcNode!["dirty-bitmaps"]).toBeUndefined();
     expect(nodes.some((n) => n.drv === "copy-before-write")).toBe(false);
     // the graph is usable again: a grouped pair with manual finalisation
     await t.q("transaction", {

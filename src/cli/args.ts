@@ -90,9 +90,7 @@ function legacyMonitor(mode: "control" | "readline", pretty: boolean): Apply {
   return (cfg, value, origin) => {
     if (value === "none") return;
     const id = compatMonitorId(cfg);
-    const dev = parseLegacyChardev(value, id);
-    if (dev.backend === "stdio" && cfg.daemonize) throw new CliError("cannot use stdio with -daemonize");
-    addChardev(cfg, dev, origin);
+    addChardev(cfg, parseLegacyChardev(value, id), origin);
     cfg.monitors.push({ chardevId: id, mode, pretty, origin });
   };
 }
@@ -419,6 +417,9 @@ class LocatedExit {
 
 /** Checks that need the whole command line (QEMU does them after parsing). */
 function finish(cfg: CliConfig): void {
+  // QEMU creates chardevs after parsing, so -daemonize anywhere on the line conflicts with stdio.
+  const stdio = cfg.daemonize ? cfg.chardevs.find((c) => c.backend === "stdio") : undefined;
+  if (stdio) throw new LocatedExit(`${cfg.prog}: ${stdio.origin}: cannot use stdio with -daemonize`);
   for (const mon of cfg.monitors) {
     if (!cfg.chardevs.some((c) => c.id === mon.chardevId)) {
       throw new LocatedExit(`${cfg.prog}: ${mon.origin}: chardev "${mon.chardevId}" not found`);

@@ -84,6 +84,7 @@ describe("qemu-system form", () => {
     [["-accel", "nope"], "qemu-system-x86_64: -accel nope: invalid accelerator nope\n"],
     [["-drive", "foo=bar"], "qemu-system-x86_64: -drive foo=bar: Must specify either driver or file\n"],
     [["-daemonize", "-qmp", "stdio"], "qemu-system-x86_64: -qmp stdio: cannot use stdio with -daemonize\n"],
+    [["-chardev", "stdio,id=s", "-daemonize"], "qemu-system-x86_64: -chardev stdio,id=s: cannot use stdio with -daemonize\n"],
     [["-daemonize", "-nographic"], "qemu-system-x86_64: -nographic cannot be used with -daemonize\n"],
   ];
   it.each(errors)("%j", (args, stderr) => {

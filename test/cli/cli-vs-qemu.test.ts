@@ -42,6 +42,7 @@ const SYSTEM_ERRORS: string[][] = [
   ["-drive", "foo=bar"],
   ["-daemonize", "-nographic"],
   ["-daemonize", "-qmp", "stdio"],
+  ["-chardev", "stdio,id=s", "-mon", "chardev=s,mode=control", "-daemonize"],
   ["-blockdev", "driver=null-co,node-name=n,=x"],
   ["-blockdev", "driver=null-co,node-name"],
   ["-blockdev", "driver=null-co,a.b=1,a=2"],

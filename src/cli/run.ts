@@ -168,7 +168,7 @@ async function attachOtherMonitors(emu: Emulator, cfg: CliConfig, res: Resources
         emu.attachTransport(socketTransport(sock), opts);
       }
     } else if (!dev.server) {
-      res.sockets.push(await connectFor(a, mon.origin));
+      res.sockets.push(await connectFor(a, dev.origin ?? mon.origin));
       emu.attachTransport(socketTransport(res.sockets[res.sockets.length - 1]), opts);
     }
   }

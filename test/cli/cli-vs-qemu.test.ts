@@ -54,6 +54,7 @@ const SYSTEM_ERRORS: string[][] = [
   ["-qmp", "unix:/proc/nonexistent/x.sock,server=on,wait=off"],
   ["-qmp", "unix:/proc/nonexistent/y.sock"],
   ["-qtest", "unix:/proc/nonexistent/q"],
+  ["-chardev", "socket,id=c,path=/proc/nonexistent/z", "-mon", "chardev=c,mode=control"],
   ["-name", "vm,debug-threads", "-foo"],
   // Inherited descriptors that are not sockets (fd 99 is not open in either process).
   ["-chardev", "socket,id=m,fd=99", "-mon", "chardev=m,mode=control"],

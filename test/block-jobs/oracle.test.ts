@@ -50,6 +50,7 @@ const EXTRA_PASSING: string[] = [
   "x-backup-validation",
   "x-drive-backup",
   "x-txn-actions",
+  "x-txn-snapshot",
 ];
 
 function replay(scenarios: string, golden: string, names: string[]): Map<string, boolean> {

@@ -235,3 +235,18 @@ scen("x-backup-hmp-info", [
     hmp("info block-jobs"),
 ])
 print("ok")
+
+# 10. snapshots inside transactions
+SS = "blockdev-snapshot-sync"
+scen("x-txn-snapshot", [
+    cmd(TX, {"actions": [{"type": SS, "data": {"device": "drive0", "snapshot-file": "{dir}/ov1.qcow2", "snapshot-node-name": "ov1", "format": "qcow2"}},
+                         {"type": "abort", "data": {}}]}),
+    cmd("query-named-block-nodes", {"flat": True}, record={"pick": ["node-name", "drv", "backing_file"]}),
+    cmd(TX, {"actions": [{"type": SS, "data": {"device": "drive0", "snapshot-file": "{dir}/ov2.qcow2", "snapshot-node-name": "ov2", "format": "qcow2"}},
+                         {"type": BB, "data": {"job-id": "b", "device": "drive0", "target": "tgt", "sync": "full"}}]},
+        until=done("b")),
+    cmd("query-named-block-nodes", {"flat": True}, record={"pick": ["node-name", "drv", "backing_file"]}),
+    cmd("query-block", record={"pick": ["device"]}),
+], blockdev=SRC_BD[1:], drive=DRV,
+   post=["qemu-img compare -f qcow2 -F qcow2 src.qcow2 tgt.qcow2", "qemu-img info --output=json ov2.qcow2"])
+print("ok")

@@ -6,7 +6,7 @@
  * query-iothreads lives here because iothreads are objects.
  */
 import { QmpError, genericError } from "../core/error.ts";
-import { INTERFACE_IMPLEMENTERS, QOM_TYPES, TYPE_PROPERTIES } from "../machine-extra/data/recorded.ts";
+import { DEVICE_PROPERTIES, INTERFACE_IMPLEMENTERS, QOM_TYPES, TYPE_PROPERTIES } from "../machine-extra/data/recorded.ts";
 import type { ObjectPropertyInfo, QomTypeInfo } from "../machine-extra/static-types.ts";
 import { extraState } from "../machine-extra/state.ts";
 import { resolvePath } from "../qom/object.ts";
@@ -102,7 +102,25 @@ function implementsType(type: string, wanted: string): boolean {
   return implementers !== undefined && chain.some((t) => implementers.includes(t));
 }
 
-/** qom-list-properties: recorded for the modelled types; others get their nearest recorded ancestor's list. */
+/**
+ * device-list-properties: replayed for the recorded device types (those
+ * libvirt probes and a few common ones); QEMU's errors for the rest.
+ */
+function deviceProperties(typename: string): ObjectPropertyInfo[] {
+  const t = typesByName.get(typename);
+  if (!t) throw new QmpError("DeviceNotFound", `Device '${typename}' not found`);
+  if (t.abstract || !ancestors(typename).includes("device")) {
+    throw genericError("Parameter 'typename' expects a non-abstract device type");
+  }
+  const props = DEVICE_PROPERTIES[typename];
+  if (!props) throw genericError(`qmpemu has no record of the properties of device type '${typename}'`);
+  return structuredClone(props) as ObjectPropertyInfo[];
+}
+
+/**
+ * qom-list-properties: recorded for the modelled types; others get their
+ * nearest recorded ancestor's list (a subset of the truth: properties are inherited).
+ */
 function classProperties(typename: string): ObjectPropertyInfo[] {
   const t = typesByName.get(typename);
   if (!t) throw new QmpError("DeviceNotFound", `Class '${typename}' not found`);
@@ -186,6 +204,12 @@ export const commands: CommandDef[] = [
     args: struct("q_obj_qom-list-properties-arg", { typename: str() }),
     returns: array(ObjectPropertyInfoSchema),
     handler: ({ typename }) => classProperties(typename),
+  }),
+  defineCommand({
+    name: "device-list-properties",
+    args: struct("q_obj_device-list-properties-arg", { typename: str() }),
+    returns: array(ObjectPropertyInfoSchema),
+    handler: ({ typename }) => deviceProperties(typename),
   }),
   defineCommand({
     name: "query-iothreads",

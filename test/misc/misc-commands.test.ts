@@ -309,6 +309,12 @@ const CONVERSATIONS: Conversation[] = [
       ...["iothread", "secret", "none-machine", "object", "memory-backend-ram", "memory-backend", "container", "authz-simple", "nope", "user-creatable"].map(
         (typename) => q("qom-list-properties", { typename }),
       ),
+      ...["memory-backend-file", "memory-backend-memfd", "max-x86_64-cpu", "rng-random", "tls-creds-anon", "thread-context"].map((typename) =>
+        q("qom-list-properties", { typename }),
+      ),
+      ...["virtio-blk-pci", "virtio-net-pci", "scsi-hd", "qxl", "virtio-blk-ccw", "nope", "device", "pci-device", "iothread", "nvme"].map(
+        (typename) => q("device-list-properties", { typename }),
+      ),
       q("qom-list-types"),
       q("qom-list-types", { abstract: true }),
       q("qom-list-types", { implements: "iothread" }),

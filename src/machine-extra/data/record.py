@@ -61,7 +61,22 @@ def ask(commands, extra=()):
 
 # Types whose qom-list-properties answer qmpemu replays.
 PROPERTY_TYPES = ["object", "container", "none-machine", "iothread", "main-loop", "event-loop-base", "secret",
-                  "secret_common", "memory-backend", "memory-backend-ram", "authz", "authz-simple", "chardev-socket"]
+                  "secret_common", "memory-backend", "memory-backend-ram", "authz", "authz-simple", "chardev-socket",
+                  "rng-random", "rng-builtin", "tls-creds-anon", "thread-context",
+                  # What libvirt's capability probe asks about.
+                  "memory-backend-file", "memory-backend-memfd", "max-x86_64-cpu"]
+
+# Device types whose device-list-properties answer qmpemu replays: the ones
+# libvirt's capability probe asks about (that this x86_64 build has) and a
+# few other common ones. All ~450 device types would be about 3 MB.
+DEVICE_TYPES = [
+    "virtio-blk-pci", "virtio-net-pci", "virtio-scsi-pci", "vfio-pci", "scsi-hd", "ide-hd", "PIIX4_PM", "usb-redir",
+    "usb-storage", "kvm-pit", "VGA", "vmware-svga", "qxl", "virtio-gpu-pci", "virtio-gpu-device", "ICH9-LPC",
+    "virtio-balloon-pci", "virtio-balloon-device", "intel-iommu", "mch", "nvdimm", "pcie-root-port", "usb-host",
+    "vhost-user-fs-device", "virtio-mem-pci", "virtio-iommu-pci",
+    "virtio-blk-device", "scsi-cd", "ide-cd", "virtio-serial-pci", "virtio-rng-pci", "nvme", "qemu-xhci", "usb-tablet",
+    "e1000", "pci-bridge",
+]
 
 
 def main():
@@ -69,6 +84,7 @@ def main():
     interfaces = sorted({t["name"] for t in first["types"] if t.get("parent") == "interface"})
     extra = [(f"impl:{i}", {"execute": "qom-list-types", "arguments": {"implements": i, "abstract": True}}) for i in interfaces]
     extra += [(f"props:{t}", {"execute": "qom-list-properties", "arguments": {"typename": t}}) for t in PROPERTY_TYPES]
+    extra += [(f"dev:{t}", {"execute": "device-list-properties", "arguments": {"typename": t}}) for t in DEVICE_TYPES]
     answers = ask(list(EXPORTS), [("types", {"execute": "qom-list-types", "arguments": {"abstract": True}}), *extra])
     answers["query-cpu-definitions"] = [ordered(x, ORDER["query-cpu-definitions"]) for x in answers["query-cpu-definitions"]]
     answers["query-machines"] = [ordered(x, ORDER["query-machines"]) for x in answers["query-machines"]]
@@ -105,6 +121,13 @@ def main():
     lines.append("export const TYPE_PROPERTIES: Readonly<Record<string, readonly ObjectPropertyInfo[]>> = {")
     for t in PROPERTY_TYPES:
         props = [ordered(p, ["name", "type", "description", "default-value"]) for p in answers[f"props:{t}"]]
+        lines.append(f"  {json.dumps(t)}: {json.dumps(props, ensure_ascii=False)},")
+    lines.append("};")
+    lines.append("")
+    lines.append("/** device-list-properties answers for the device types in DEVICE_TYPES of record.py. */")
+    lines.append("export const DEVICE_PROPERTIES: Readonly<Record<string, readonly ObjectPropertyInfo[]>> = {")
+    for t in DEVICE_TYPES:
+        props = [ordered(p, ["name", "type", "description", "default-value"]) for p in answers[f"dev:{t}"]]
         lines.append(f"  {json.dumps(t)}: {json.dumps(props, ensure_ascii=False)},")
     lines.append("};")
     lines.append("")

@@ -74,6 +74,7 @@ export class Emulator {
   private readonly listeners: MonitorListener[] = [];
   private resolveQuit!: (cause: ShutdownCause) => void;
   private closing: Promise<void> | undefined;
+  private shuttingDown: Promise<void> | undefined;
 
   constructor(readonly options: EmulatorOptions = {}) {
     this.clock = options.clock === "virtual" ? new VirtualClock() : new RealClock();
@@ -94,8 +95,7 @@ export class Emulator {
       run: (cmd, args, session) => cmd.handler(validateArgs(cmd.args, args), { emu: this, session }),
     };
     this.monitors = new MonitorHub(host, () => ({ version: this.machine.version }), this.events);
-    // QEMU answers `quit` first, then its main loop sends SHUTDOWN and exits.
-    this.machine.onShutdownRequest((cause) => setImmediate(() => void this.shutdown(cause)));
+    this.machine.onShutdownRequest((cause) => void this.shutdown(cause));
   }
 
   /** Starts the socket monitors of options.monitors (unix and tcp chardevs). */
@@ -143,18 +143,32 @@ export class Emulator {
     for (const l of this.listeners) if (l.opts.chardevId === id) l.kick();
   }
 
-  private async shutdown(cause: ShutdownCause): Promise<void> {
-    this.machine.emitShutdown(cause);
-    await this.close(cause);
+  /**
+   * QEMU's exit sequence: the SHUTDOWN event, then running jobs drained and
+   * cancelled synchronously (their events still go out), then, on the next
+   * turn, everything closes. The promise settles before the closing, so
+   * `quit` answers after those events, in QEMU 7.2's order.
+   */
+  shutdown(cause: ShutdownCause): Promise<void> {
+    this.shuttingDown ??= (async () => {
+      this.machine.emitShutdown(cause);
+      await this.stopJobs();
+      setImmediate(() => void this.close(cause));
+    })();
+    return this.shuttingDown;
+  }
+
+  private async stopJobs(): Promise<void> {
+    // vm_shutdown's bdrv_drain_all comes first: each job's paused/running pair.
+    await this.jobs.drained(() => {});
+    await this.jobs.cancelAllSync();
   }
 
   /** Stops everything: jobs, block devices, monitors and their sockets. */
   close(cause: ShutdownCause = "host-signal"): Promise<void> {
     this.closing ??= (async () => {
       // Jobs are cancelled synchronously on exit in QEMU; their events still go out.
-      // vm_shutdown's bdrv_drain_all comes first: each job's paused/running pair.
-      await this.jobs.drained(() => {});
-      await this.jobs.cancelAllSync();
+      await this.stopJobs();
       this.monitors.flushAll();
       await this.block.close();
       await Promise.all(this.listeners.map((l) => l.close()));

@@ -83,7 +83,8 @@ export const commands: CommandDef[] = [
   }),
   defineCommand({ name: "stop", handler: (_a, { emu }) => emu.machine.stop() }),
   defineCommand({ name: "cont", handler: (_a, { emu }) => emu.machine.cont() }),
-  defineCommand({ name: "quit", handler: (_a, { emu }) => emu.machine.requestShutdown("host-qmp-quit") }),
+  // QEMU 7.2 sends SHUTDOWN (and the events of jobs cancelled on exit) before this reply.
+  defineCommand({ name: "quit", handler: (_a, { emu }) => emu.shutdown("host-qmp-quit") }),
   defineCommand({
     name: "query-name",
     returns: struct("NameInfo", { name: optional(str()) }),
@@ -186,5 +187,5 @@ export const hmpCommands: HmpCommand[] = [
   { name: "info kvm", run: () => "kvm support: disabled\n" },
   { name: "stop", run: (_l, { emu }) => (emu.machine.stop(), "") },
   { name: "cont", run: (_l, { emu }) => (emu.machine.cont(), "") },
-  { name: "quit", run: (_l, { emu }) => (emu.machine.requestShutdown("host-qmp-quit"), "") },
+  { name: "quit", run: async (_l, { emu }) => (await emu.shutdown("host-qmp-quit"), "") },
 ];

@@ -131,6 +131,10 @@ const CONVERSATIONS: Conversation[] = [
     ],
   },
   {
+    name: "quit: SHUTDOWN before the reply",
+    steps: [caps, { execute: "quit", id: "bye" }],
+  },
+  {
     name: "pipelined in one write",
     steps: [
       caps,

@@ -95,7 +95,7 @@ describe("socket monitors", () => {
     for (const x of [a, b, c]) x.close();
   });
 
-  it("quit: reply, SHUTDOWN, then the connection ends and whenQuit resolves", async () => {
+  it("quit: SHUTDOWN, reply (QEMU 7.2's order), then the connection ends and whenQuit resolves", async () => {
     const sock = path.join(tmp(), "q.sock");
     emu = createEmulator({ monitors: [{ chardev: { kind: "unix", path: sock } }] });
     await emu.listen();
@@ -103,8 +103,8 @@ describe("socket monitors", () => {
     await a.line();
     await cmd(a, { execute: "qmp_capabilities", id: 0 });
     a.send('{"execute":"quit","id":"bye"}');
-    expect(JSON.parse((await a.line())!)).toEqual({ return: {}, id: "bye" });
     expect(JSON.parse((await a.line())!)).toMatchObject({ event: "SHUTDOWN", data: { guest: false, reason: "host-qmp-quit" } });
+    expect(JSON.parse((await a.line())!)).toEqual({ return: {}, id: "bye" });
     expect(await a.line()).toBeUndefined();
     expect(a.eof).toBe(true);
     expect(await emu.whenQuit).toBe("host-qmp-quit");

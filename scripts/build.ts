@@ -15,7 +15,8 @@ const outfile = path.join(root, "dist", "qmpemu");
 const tmpfile = `${outfile}.${process.pid}.tmp`;
 const result = spawnSync(
   process.execPath,
-  ["build", "--compile", "--minify", path.join(root, "src", "main.ts"), "--outfile", tmpfile],
+  // --bytecode (ESM needs --format=esm): precompiled bytecode, about half the startup time.
+  ["build", "--compile", "--minify", "--bytecode", "--format=esm", path.join(root, "src", "main.ts"), "--outfile", tmpfile],
   { stdio: "inherit", cwd: root },
 );
 if (result.status !== 0) {

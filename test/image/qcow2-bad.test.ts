@@ -119,4 +119,16 @@ describe.skipIf(!hasQemu)("bad images: QEMU's verdicts and texts", () => {
     await img.close();
     expect(fs.readFileSync(file).readBigUInt64BE(72) & 2n).toBe(2n);
   });
+
+  it("misaligned data cluster: read and write fail, QEMU's message", async () => {
+    const file = image((b) => b.writeBigUInt64BE(0x8000000000050200n, 0x40000));
+    const msg = "Cluster allocation offset 0x50200 unaligned (L2 offset: 0x40000, L2 index: 0)";
+    expect(spawnSync("qemu-io", ["-r", "-f", "qcow2", "-c", "read 0 512", file], { encoding: "utf8" }).stderr).toContain(msg);
+    const seen: string[] = [];
+    const img = await openQcow2(openFileStore(file), { onCorruption: (i) => seen.push(i.msg) });
+    await expect(img.read(new Uint8Array(512), 0)).rejects.toMatchObject({ errno: "EIO" });
+    await expect(img.write(new Uint8Array(512), 0)).rejects.toMatchObject({ errno: "EIO" });
+    expect(seen[0]).toBe(msg);
+    await img.close();
+  });
 });

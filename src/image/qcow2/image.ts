@@ -474,10 +474,16 @@ export class Qcow2Image implements DiskImage {
     for (let k = 0; k < count; k++) {
       const e = this.entry(table, (first + k) % this.l2Entries);
       old[k] = e;
+      if (e.host % cs && (e.kind === Kind.Normal || e.kind === Kind.ZeroAlloc)) {
+        await this.corruption(
+          `Cluster allocation offset ${hex(e.host)} unaligned (L2 offset: ${hex(table.offset)}, L2 index: ${hex((first + k) % this.l2Entries)})`,
+          e.host,
+          cs,
+        );
+      }
       const reusable =
         (e.kind === Kind.Normal || e.kind === Kind.ZeroAlloc) &&
-        (e.copied || (await this.refcounts.get(e.host / cs)) === 1) &&
-        e.host % cs === 0;
+        (e.copied || (await this.refcounts.get(e.host / cs)) === 1);
       if (reusable) {
         host[k] = e.host;
         fresh[k] = e.kind === Kind.ZeroAlloc;

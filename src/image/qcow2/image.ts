@@ -405,7 +405,6 @@ export class Qcow2Image implements DiskImage {
   write(data: Uint8Array, offset: number): Promise<void> {
     return this.lock.run(async () => {
       this.checkWritable(offset, data.length);
-      await this.beforeWrite();
       await this.forEachTable(offset, data.length, (start, len) =>
         this.writeSlice(data.subarray(start - offset, start - offset + len), start),
       );
@@ -426,8 +425,11 @@ export class Qcow2Image implements DiskImage {
     }
   }
 
-  /** QEMU marks images with lazy refcounts dirty before the first write. */
-  private async beforeWrite(): Promise<void> {
+  /**
+   * QEMU marks an image with lazy refcounts dirty when a write links newly
+   * allocated data clusters (not for in-place, zero or compressed writes).
+   */
+  private async beforeAllocatingWrite(): Promise<void> {
     if (this.lazyRefcounts && !this.dirty && this.header.version === 3) {
       this.header.incompatible |= BigInt(INCOMPAT.DIRTY);
       await this.writeHeaderU64(72, this.header.incompatible);
@@ -494,6 +496,7 @@ export class Qcow2Image implements DiskImage {
       }
     }
     if (needed > 0) {
+      await this.beforeAllocatingWrite();
       let next = await this.refcounts.allocate(needed);
       for (let k = 0; k < count; k++) if (host[k] === -1) (host[k] = next), (next += cs);
     }
@@ -558,7 +561,6 @@ export class Qcow2Image implements DiskImage {
     return this.lock.run(async () => {
       this.checkWritable(offset, length);
       if (length === 0) return;
-      await this.beforeWrite();
       const cs = this.clusterSize;
       const end = offset + length;
       // Whole clusters (the image's last partial cluster counts as whole when covered to the end).
@@ -694,8 +696,7 @@ export class Qcow2Image implements DiskImage {
     return compressing.then((streams) =>
       this.lock.run(async () => {
         this.checkWritable(offset, data.length);
-        await this.beforeWrite();
-        for (let k = 0; k < clusters.length; k++) {
+          for (let k = 0; k < clusters.length; k++) {
           const guest = offset + k * cs;
           const stream = streams[k];
           if (!stream) {

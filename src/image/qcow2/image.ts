@@ -679,6 +679,8 @@ export class Qcow2Image implements DiskImage {
     if (offset % cs || (data.length % cs && offset + data.length !== this.size)) {
       return Promise.reject(ioError("EINVAL"));
     }
+    // Only zlib streams are produced; a zstd image must not get them.
+    if (this.header.compressionType !== 0) return Promise.reject(ioError("ENOTSUP"));
     const clusters: Uint8Array[] = [];
     for (let p = 0; p < data.length; p += cs) {
       const part = data.subarray(p, Math.min(data.length, p + cs));

@@ -72,6 +72,8 @@ export class Emulator {
   /** Resolves once the emulator has shut down (quit, or close()). */
   readonly whenQuit: Promise<ShutdownCause>;
   private readonly listeners: MonitorListener[] = [];
+  /** Run by close() before the block layer closes (e.g. the NBD server drops its clients). */
+  readonly closeHooks: (() => Promise<void>)[] = [];
   private resolveQuit!: (cause: ShutdownCause) => void;
   private closing: Promise<void> | undefined;
   private shuttingDown: Promise<void> | undefined;
@@ -170,6 +172,7 @@ export class Emulator {
       // Jobs are cancelled synchronously on exit in QEMU; their events still go out.
       await this.stopJobs();
       this.monitors.flushAll();
+      for (const hook of this.closeHooks) await hook();
       await this.block.close();
       await Promise.all(this.listeners.map((l) => l.close()));
       this.monitors.closeAll();

@@ -85,6 +85,10 @@ export class BlockNode {
   ejected = false;
   /** A temporary image file removed when the node closes (-drive snapshot=on). */
   deleteOnClose?: string;
+  /** block-set-write-threshold (0: none); ./threshold.ts watches writes while set. */
+  writeThreshold = 0;
+  /** Per-node counters query-blockstats shows (bs->wr_highest_offset, file-posix discard stats). */
+  readonly ioStats = { wrHighestOffset: 0, discardNbOk: 0, discardNbFailed: 0, discardBytesOk: 0 };
   /** Requests in flight, for drain. */
   private inFlight = 0;
   private drainWaiters: (() => void)[] = [];
@@ -197,7 +201,9 @@ export class BlockNode {
     for (const fn of [...this.writeNotifiers]) await fn({ node: this, offset, length, kind });
   }
 
-  private afterWrite(offset: number, length: number): void {
+  private afterWrite(offset: number, length: number, kind: WriteKind = "write"): void {
+    // Discards do not move wr_highest_offset (bdrv_co_write_req_finish).
+    if (kind !== "discard") this.ioStats.wrHighestOffset = Math.max(this.ioStats.wrHighestOffset, offset + length);
     for (const bm of this.bitmaps) bm.markWrite(offset, length);
   }
 
@@ -231,8 +237,15 @@ export class BlockNode {
       if (this.common.discard !== "unmap") return;
       await this.beforeWrite(offset, length, "discard");
       await this.driver.checkRequest?.("discard", offset, length);
-      await this.driver.discard(offset, length);
-      this.afterWrite(offset, length);
+      try {
+        await this.driver.discard(offset, length);
+      } catch (e) {
+        this.ioStats.discardNbFailed++;
+        throw e;
+      }
+      this.ioStats.discardNbOk++;
+      this.ioStats.discardBytesOk += length;
+      this.afterWrite(offset, length, "discard");
     });
   }
 

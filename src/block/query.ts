@@ -65,7 +65,7 @@ export function blockDeviceInfo(node: BlockNode, opts: { flat: boolean; blk?: Bl
     direct: node.common.cacheDirect,
     "no-flush": node.common.cacheNoFlush,
   };
-  out.write_threshold = 0;
+  out.write_threshold = node.writeThreshold;
   if (node.bitmaps.length) out["dirty-bitmaps"] = node.bitmaps.map((b) => b.info());
   return out;
 }

@@ -99,7 +99,7 @@ export const BlockDirtyBitmapAdd = struct("BlockDirtyBitmapAdd", {
   persistent: optional(bool()),
   disabled: optional(bool()),
 });
-const BlockDirtyBitmapOrStr = alternate("BlockDirtyBitmapOrStr", [str(), BlockDirtyBitmap] as const);
+export const BlockDirtyBitmapOrStr = alternate("BlockDirtyBitmapOrStr", [str(), BlockDirtyBitmap] as const);
 export const BlockDirtyBitmapMerge = struct("BlockDirtyBitmapMerge", {
   node: str(),
   target: str(),

@@ -9,6 +9,7 @@ import * as control from "./control.ts";
 import * as machine from "./machine.ts";
 import * as hmp from "./hmp.ts";
 import * as block from "./block.ts";
+import * as blockExtra from "./block-extra.ts";
 import * as jobs from "./jobs.ts";
 import * as blockJobs from "./block-jobs.ts";
 import * as blockJobsSync from "./block-jobs-sync.ts";
@@ -22,7 +23,7 @@ export interface CommandModule {
   readonly events?: readonly EventDef[];
 }
 
-export const commandModules: readonly CommandModule[] = [control, machine, hmp, block, jobs, blockJobs, blockJobsSync,
+export const commandModules: readonly CommandModule[] = [control, machine, hmp, block, blockExtra, jobs, blockJobs, blockJobsSync,
   // After machine: qom's query-iothreads (objects from object-add) replaces machine's empty one.
   machineExtra, migration, qom];
 

@@ -1,0 +1,285 @@
+/**
+ * The remaining block commands: query-blockstats, block-set-write-threshold,
+ * blockdev-reopen, x-blockdev-change, and NBD exports (nbd-server-*,
+ * block-export-*, query-block-exports).
+ */
+import { genericError } from "../core/error.ts";
+import type { Emulator } from "../emulator.ts";
+import { queryBlockstats } from "../block/stats.ts";
+import { setWriteThreshold } from "../block/threshold.ts";
+import { blockdevReopen } from "../block/reopen.ts";
+import { BlockExports } from "../nbd/block-export.ts";
+import type { NbdAddress } from "../nbd/server.ts";
+import { BlockdevOptions, BlockDirtyBitmapOrStr } from "./block.ts";
+import { defineCommand, defineEvent, type CommandDef, type EventDef } from "./command.ts";
+import type { HmpCommand } from "./hmp-command.ts";
+import { array, bool, enumOf, int, optional, str, struct, union } from "./qapi.ts";
+
+// ---- Per-emulator export state ------------------------------------------------
+
+const exportsOf = new WeakMap<Emulator, BlockExports>();
+
+/** The emulator's block exports (created on first use; closed with the emulator). */
+export function blockExports(emu: Emulator): BlockExports {
+  let e = exportsOf.get(emu);
+  if (!e) {
+    const created = new BlockExports(emu.block, emu.events);
+    emu.closeHooks.push(() => created.close());
+    exportsOf.set(emu, (e = created));
+  }
+  return e;
+}
+
+// ---- Schemas --------------------------------------------------------------------
+
+const SocketAddressType = enumOf("SocketAddressType", ["inet", "unix", "vsock", "fd"]);
+const InetSocketAddress = struct("InetSocketAddress", {
+  host: str(),
+  port: str(),
+  numeric: optional(bool()),
+  to: optional(int("uint16")),
+  ipv4: optional(bool()),
+  ipv6: optional(bool()),
+  "keep-alive": optional(bool()),
+  mptcp: optional(bool()),
+});
+const UnixSocketAddress = struct("UnixSocketAddress", { path: str(), abstract: optional(bool()), tight: optional(bool()) });
+const VsockSocketAddress = struct("VsockSocketAddress", { cid: str(), port: str() });
+const StringWrapper = struct("String", { str: str() });
+
+const SocketAddressLegacy = union("SocketAddressLegacy", "type", { type: SocketAddressType }, {
+  inet: { data: InetSocketAddress },
+  unix: { data: UnixSocketAddress },
+  vsock: { data: VsockSocketAddress },
+  fd: { data: StringWrapper },
+});
+
+const SocketAddress = union("SocketAddress", "type", { type: SocketAddressType }, {
+  inet: InetSocketAddress.entries,
+  unix: UnixSocketAddress.entries,
+  vsock: VsockSocketAddress.entries,
+  fd: StringWrapper.entries,
+});
+
+const BlockExportRemoveMode = enumOf("BlockExportRemoveMode", ["safe", "hard"]);
+const BlockExportType = enumOf("BlockExportType", ["nbd", "vhost-user-blk", "fuse", "vduse-blk"]);
+
+const BlockExportOptions = union(
+  "BlockExportOptions",
+  "type",
+  {
+    type: BlockExportType,
+    id: str(),
+    "fixed-iothread": optional(bool()),
+    iothread: optional(str()),
+    "node-name": str(),
+    writable: optional(bool()),
+    writethrough: optional(bool()),
+  },
+  {
+    nbd: {
+      name: optional(str()),
+      description: optional(str()),
+      bitmaps: optional(array(BlockDirtyBitmapOrStr)),
+      "allocation-depth": optional(bool()),
+    },
+    "vhost-user-blk": {
+      addr: SocketAddress,
+      "logical-block-size": optional(int("size")),
+      "num-queues": optional(int("uint16")),
+    },
+    fuse: {
+      mountpoint: str(),
+      growable: optional(bool()),
+      "allow-other": optional(enumOf("FuseExportAllowOther", ["off", "on", "auto"])),
+    },
+    "vduse-blk": {
+      name: str(),
+      "num-queues": optional(int("uint16")),
+      "queue-size": optional(int("uint16")),
+      "logical-block-size": optional(int("size")),
+      serial: optional(str()),
+    },
+  },
+);
+
+const BlockStatsSchema = struct("BlockStats", {});
+
+// ---- Helpers ----------------------------------------------------------------------
+
+function nbdAddress(addr: { type: string; data: Record<string, unknown> }): NbdAddress {
+  const d = addr.data;
+  switch (addr.type) {
+    case "inet": {
+      const port = Number(d.port);
+      if (!/^\d+$/.test(String(d.port)) || port > 65535) {
+        throw genericError(`address resolution failed for ${d.host}:${d.port}: Servname not supported for ai_socktype`);
+      }
+      return { type: "inet", host: String(d.host), port };
+    }
+    case "unix":
+      return { type: "unix", path: String(d.path) };
+    case "fd":
+      throw genericError(`File descriptor named '${d.str}' has not been found`);
+    default:
+      throw genericError("Failed to create socket: Address family not supported by protocol");
+  }
+}
+
+// ---- Commands ---------------------------------------------------------------------
+
+export const events: EventDef[] = [
+  defineEvent(
+    "BLOCK_WRITE_THRESHOLD",
+    struct("BLOCK_WRITE_THRESHOLD-data", { "node-name": str(), "amount-exceeded": int("uint64"), "write-threshold": int("uint64") }),
+  ),
+  defineEvent("BLOCK_EXPORT_DELETED", struct("BLOCK_EXPORT_DELETED-data", { id: str() })),
+];
+
+export const commands: CommandDef[] = [
+  defineCommand({
+    name: "query-blockstats",
+    args: struct("q_obj_query-blockstats-arg", { "query-nodes": optional(bool()) }),
+    returns: array(BlockStatsSchema),
+    handler: (a, { emu }) => queryBlockstats(emu.block, a["query-nodes"] ?? false),
+  }),
+  defineCommand({
+    name: "block-set-write-threshold",
+    args: struct("q_obj_block-set-write-threshold-arg", { "node-name": str(), "write-threshold": int("uint64") }),
+    handler: (a, { emu }) => {
+      setWriteThreshold(emu.block, emu.events, a["node-name"], Number(a["write-threshold"]));
+      return {};
+    },
+  }),
+  defineCommand({
+    name: "blockdev-reopen",
+    args: struct("q_obj_blockdev-reopen-arg", { options: array(BlockdevOptions) }),
+    handler: async (a, { emu }) => {
+      await blockdevReopen(emu.block, a.options as Record<string, unknown>[]);
+      return {};
+    },
+  }),
+  defineCommand({
+    name: "x-blockdev-change",
+    args: struct("q_obj_x-blockdev-change-arg", { parent: str(), child: optional(str()), node: optional(str()) }),
+    features: ["unstable"],
+    handler: (a, { emu }) => {
+      const parent = emu.block.lookupNode(a.parent, a.parent);
+      if ((a.child === undefined) === (a.node === undefined)) {
+        throw genericError(a.child !== undefined ? "The parameters child and node are in conflict" : "Either child or node must be specified");
+      }
+      // None of our drivers (no quorum) can add or remove children at runtime.
+      const name = emu.block.deviceOrNodeName(parent);
+      if (a.child !== undefined) {
+        if (!parent.child(a.child)) throw genericError(`Node '${a.parent}' does not have child '${a.child}'`);
+        throw genericError(`The node ${name} does not support removing a child`);
+      }
+      if (!emu.block.findNode(a.node!)) throw genericError(`Node '${a.node}' not found`);
+      throw genericError(`The node ${name} does not support adding a child`);
+    },
+  }),
+  defineCommand({
+    name: "nbd-server-start",
+    args: struct("q_obj_nbd-server-start-arg", {
+      addr: SocketAddressLegacy,
+      "tls-creds": optional(str()),
+      "tls-authz": optional(str()),
+      "max-connections": optional(int("uint32")),
+    }),
+    handler: async (a, { emu }) => {
+      const ex = blockExports(emu);
+      if (ex.running) throw genericError("NBD server already running");
+      // No TLS object can serve as NBD server credentials here.
+      if (a["tls-creds"] !== undefined) throw genericError(`No TLS credentials with id '${a["tls-creds"]}'`);
+      const addr = nbdAddress(a.addr as { type: string; data: Record<string, unknown> });
+      await ex.startServer(addr, Number(a["max-connections"] ?? 0));
+      return {};
+    },
+  }),
+  defineCommand({
+    name: "nbd-server-stop",
+    handler: async (_a, { emu }) => {
+      await blockExports(emu).stopServer();
+      return {};
+    },
+  }),
+  defineCommand({
+    name: "nbd-server-add",
+    features: ["deprecated"],
+    args: struct("NbdServerAddOptions", {
+      name: optional(str()),
+      description: optional(str()),
+      device: str(),
+      writable: optional(bool()),
+      bitmap: optional(str()),
+    }),
+    handler: (a, { emu }) => {
+      const ex = blockExports(emu);
+      if (!ex.running) throw genericError("NBD server not running");
+      const node = emu.block.lookupNode(a.device, a.device);
+      // nbd-server-add quietly exports a read-only node read-only.
+      ex.add({
+        id: a.name ?? a.device,
+        nodeName: node.nodeName,
+        name: a.name ?? a.device,
+        description: a.description,
+        writable: (a.writable ?? false) && !node.readOnly,
+        writethrough: false,
+        bitmaps: a.bitmap !== undefined ? [a.bitmap] : undefined,
+      });
+      return {};
+    },
+  }),
+  defineCommand({
+    name: "nbd-server-remove",
+    features: ["deprecated"],
+    args: struct("q_obj_nbd-server-remove-arg", { name: str(), mode: optional(BlockExportRemoveMode) }),
+    handler: async (a, { emu }) => {
+      const ex = blockExports(emu);
+      if (!ex.running) throw genericError("NBD server not running");
+      const exp = ex.find(a.name);
+      if (!exp) throw genericError(`Export '${a.name}' is not found`);
+      await ex.remove(exp, a.mode ?? "safe");
+      return {};
+    },
+  }),
+  defineCommand({
+    name: "block-export-add",
+    args: BlockExportOptions,
+    handler: (a, { emu }) => {
+      const ex = blockExports(emu);
+      if (a.type !== "nbd") throw genericError(`Block export type '${a.type}' is not supported`);
+      const o = a as typeof a & { name?: string; description?: string; bitmaps?: (string | { node: string; name: string })[] };
+      ex.add({
+        id: o.id,
+        nodeName: o["node-name"],
+        name: o.name,
+        description: o.description,
+        writable: o.writable ?? false,
+        writethrough: o.writethrough ?? false,
+        bitmaps: o.bitmaps,
+      });
+      return {};
+    },
+  }),
+  defineCommand({
+    name: "block-export-del",
+    args: struct("q_obj_block-export-del-arg", { id: str(), mode: optional(BlockExportRemoveMode) }),
+    handler: async (a, { emu }) => {
+      const ex = blockExports(emu);
+      const exp = ex.find(a.id);
+      if (!exp) throw genericError(`Export '${a.id}' is not found`);
+      await ex.remove(exp, a.mode ?? "safe");
+      return {};
+    },
+  }),
+  defineCommand({
+    name: "query-block-exports",
+    returns: array(
+      struct("BlockExportInfo", { id: str(), type: BlockExportType, "node-name": str(), "shutting-down": bool() }),
+    ),
+    handler: (_a, { emu }) => blockExports(emu).query(),
+  }),
+];
+
+export const hmpCommands: HmpCommand[] = [];

@@ -6,11 +6,11 @@
  * recording.
  */
 import { QmpError, genericError } from "../core/error.ts";
-import { COMMAND_LINE_OPTIONS, CPU_DEFINITIONS, MACHINES } from "../machine-extra/data/recorded.ts";
+import { COMMAND_LINE_OPTIONS, CPU_DEFINITIONS, CPU_EXPANSIONS, MACHINES } from "../machine-extra/data/recorded.ts";
 import { extraState, monitorChardevs } from "../machine-extra/state.ts";
 import { UserObject } from "../qom/user-types.ts";
 import { defineCommand, defineEvent, type CommandDef, type EventDef } from "./command.ts";
-import { array, bool, enumOf, int, optional, str, struct, union, withFeatures } from "./qapi.ts";
+import { any, array, bool, enumOf, int, optional, str, struct, union, withFeatures } from "./qapi.ts";
 
 const NetworkAddressFamily = enumOf("NetworkAddressFamily", ["ipv4", "ipv6", "unix", "vsock", "unknown"]);
 const SHUTDOWN_CAUSES = [
@@ -134,6 +134,40 @@ const TpmModel = enumOf("TpmModel", ["tpm-tis", "tpm-crb", "tpm-spapr"]);
 const TpmType = enumOf("TpmType", ["passthrough", "emulator"]);
 const DisplayGLMode = enumOf("DisplayGLMode", ["off", "on", "core", "es"]);
 
+const CpuModelInfo = struct("CpuModelInfo", { name: str(), props: optional(any()) });
+
+/**
+ * A recorded props dict, rebuilt so that qmpemu's writer prints it in the
+ * recorded order: the writer orders members by QDict bucket, the most
+ * recently inserted first within a bucket, so inserting in reverse of the
+ * printed order reproduces it.
+ */
+function replayDict(printed: Record<string, unknown>, overrides: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(printed).reverse()) out[k] = k in overrides ? overrides[k] : printed[k];
+  return out;
+}
+
+/**
+ * query-cpu-model-expansion, replayed for the recorded models. Props given
+ * by the caller must exist on the CPU type; those that appear in the
+ * expansion take the caller's value. Not modelled: QEMU's knock-on effects
+ * (enabling a feature can raise min-level / min-xlevel, aliases such as
+ * sse4.2 / sse4_2 change together).
+ */
+function expandCpuModel(type: "static" | "full", model: { name: string; props?: unknown }): { model: Record<string, unknown> } {
+  const def = CPU_DEFINITIONS.find((d) => d.name === model.name);
+  if (!def) throw genericError(`CPU model '${model.name}' not found`);
+  const recorded = CPU_EXPANSIONS[model.name];
+  if (!recorded) throw genericError(`qmpemu has no record of the expansion of CPU model '${model.name}'`);
+  const given = model.props && typeof model.props === "object" && !Array.isArray(model.props) ? (model.props as Record<string, unknown>) : {};
+  for (const k of Object.keys(given)) {
+    if (!(k in (recorded.full.props ?? {}))) throw genericError(`Property '${def.typename}.${k}' not found`);
+  }
+  const answer = recorded[type];
+  return { model: answer.props ? { name: answer.name, props: replayDict(answer.props, given) } : { name: answer.name } };
+}
+
 export const events: EventDef[] = [
   defineEvent("RESET", struct("RESET-data", { guest: bool(), reason: enumOf("ShutdownCause", SHUTDOWN_CAUSES) })),
   defineEvent("POWERDOWN"),
@@ -189,6 +223,15 @@ export const commands: CommandDef[] = [
       }),
     ),
     handler: () => structuredClone(CPU_DEFINITIONS),
+  }),
+  defineCommand({
+    name: "query-cpu-model-expansion",
+    args: struct("q_obj_query-cpu-model-expansion-arg", {
+      type: enumOf("CpuModelExpansionType", ["static", "full"]),
+      model: CpuModelInfo,
+    }),
+    returns: struct("CpuModelExpansionInfo", { model: CpuModelInfo }),
+    handler: ({ type, model }) => expandCpuModel(type, model),
   }),
   defineCommand({
     name: "query-command-line-options",

@@ -45,3 +45,8 @@ export interface ObjectPropertyInfo {
   description?: string;
   "default-value"?: unknown;
 }
+
+export interface CpuModelInfo {
+  name: string;
+  props?: Record<string, unknown>;
+}

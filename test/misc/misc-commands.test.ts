@@ -28,6 +28,17 @@ const CONVERSATIONS: Conversation[] = [
       q("query-current-machine"),
       q("query-machines"),
       q("query-cpu-definitions"),
+      ...(["static", "full"] as const).flatMap((type) =>
+        ["max", "host", "base", "qemu64", "nope"].map((name) => q("query-cpu-model-expansion", { type, model: { name } })),
+      ),
+      q("query-cpu-model-expansion", { type: "static", model: { name: "max", props: { migratable: false } } }),
+      q("query-cpu-model-expansion", { type: "full", model: { name: "max", props: { migratable: false } } }),
+      q("query-cpu-model-expansion", { type: "static", model: { name: "max", props: { nope: false } } }),
+      q("query-cpu-model-expansion", { type: "static", model: { name: "max", props: [] } }),
+      q("query-cpu-model-expansion", { type: "full", model: { name: "qemu64", props: { vmx: true, pdpe1gb: false } } }),
+      // (Turning a feature on can raise min-level / min-xlevel: not modelled, so not asked here.)
+      q("query-cpu-model-expansion", { type: "static", model: { name: "base", props: { pdpe1gb: false, migratable: false } } }),
+      q("query-cpu-model-expansion", { type: "static", model: { name: "max", props: { pdpe1gb: false, "sse4.2": false } } }),
       q("query-chardev"),
       q("query-chardev-backends"),
       q("query-command-line-options"),

@@ -236,7 +236,6 @@ export const commands: CommandDef[] = [
     args: struct("q_obj_nbd-server-remove-arg", { name: str(), mode: optional(BlockExportRemoveMode) }),
     handler: async (a, { emu }) => {
       const ex = blockExports(emu);
-      if (!ex.running) throw genericError("NBD server not running");
       const exp = ex.find(a.name);
       if (!exp) throw genericError(`Export '${a.name}' is not found`);
       await ex.remove(exp, a.mode ?? "safe");

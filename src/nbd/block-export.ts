@@ -5,9 +5,11 @@
  * under its export name. Deleting an export drops it from the server at
  * once; BLOCK_EXPORT_DELETED goes out when its last client has gone.
  */
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { genericError } from "../core/error.ts";
 import type { EventSink } from "../core/events.ts";
-import { BlockBackend, type BlockLayer, type BlockNode, Perm, PERM_ALL } from "../block/index.ts";
+import { BlockBackend, type BlockLayer, type BlockNode, Perm, PERM_ALL, permProse } from "../block/index.ts";
 import { isWellFormedId } from "../block/options.ts";
 import type { BdrvChild } from "../block/node.ts";
 import { NbdServer, type NbdAddress, type NbdExport } from "./server.ts";
@@ -155,6 +157,7 @@ export class BlockExports {
       if (!found) throw genericError(`Bitmap '${bitmapName}' is not found`);
     }
     const perm = Perm.CONSISTENT_READ | (o.writable ? Perm.WRITE : 0);
+    checkNewUser(node, perm);
     const blk = new BlockBackend("");
     const edge = this.layer.attachUser(blk, node, "root", perm, PERM_ALL & ~Perm.RESIZE);
     const exp = new BlockExport(o.id, name, o.description, o.writable, o.writethrough, blk, edge);
@@ -206,6 +209,21 @@ export class BlockExports {
   }
 }
 
+/**
+ * QEMU checks the new backend's wishes against what the node's parents share
+ * before the reverse, so a writable export's 'write' conflict is the one reported.
+ */
+function checkNewUser(node: BlockNode, perm: number): void {
+  for (const p of node.parents) {
+    const clash = perm & ~p.shared;
+    if (!clash) continue;
+    throw genericError(
+      `Permission conflict on node '${node.nodeName}': permissions '${permProse(clash)}' are both required by an unnamed block device ` +
+        `(uses node '${node.nodeName}' as 'root' child) and unshared by ${p.describeParent()} (uses node '${node.nodeName}' as '${p.name}' child).`,
+    );
+  }
+}
+
 function listenError(addr: NbdAddress, e: unknown): Error {
   const code = (e as { code?: string }).code;
   const text: Record<string, string> = {
@@ -214,6 +232,9 @@ function listenError(addr: NbdAddress, e: unknown): Error {
     EADDRNOTAVAIL: "Cannot assign requested address",
     ENOENT: "No such file or directory",
   };
+  if (addr.type === "unix" && code === "EACCES" && !fs.existsSync(path.dirname(addr.path))) {
+    return genericError(`Failed to bind socket to ${addr.path}: No such file or directory`);
+  }
   if (addr.type === "unix") return genericError(`Failed to bind socket to ${addr.path}: ${text[code ?? ""] ?? String(e)}`);
   if (code === "ENOTFOUND" || code === "EAI_AGAIN") {
     return genericError(`address resolution failed for ${addr.host}:${addr.port}: Name or service not known`);

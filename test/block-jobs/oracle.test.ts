@@ -32,6 +32,7 @@ const SHARED_PASSING: string[] = [
   "jobs-ioerror-report",
   "jobs-legacy-block-job",
   "jobs-node-in-use",
+  "jobs-quit-with-running-job",
   "jobs-set-speed-negative",
   "jobs-txn-grouped-fail",
   "jobs-txn-missing-target",

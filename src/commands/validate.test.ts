@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { JsonFloat, JsonReader } from "../qmp/json-reader.ts";
 import { commands as machineCommands } from "./machine.ts";
-import { alternate, array, bool, enumOf, int, nil, optional, str, struct, union } from "./qapi.ts";
+import { alternate, any, array, bool, enumOf, int, nil, optional, str, struct, union } from "./qapi.ts";
 import { leftoverOrder, validateArgs } from "./validate.ts";
 
 const BitmapAdd = struct("BlockDirtyBitmapAdd", {
@@ -145,6 +145,13 @@ describe("validateArgs (texts from QEMU 7.2)", () => {
     expect(() => validateArgs(struct("f", { x: optional(alternate("A", [str(), int()])) }), { x: new JsonFloat(2) })).toThrow(
       "Invalid parameter type for 'x', expected: integer",
     );
+  });
+
+  it("lets an alternate's 'any' member take values no other member claims", () => {
+    const Ref = alternate("BlockdevRef", [str(), any()]);
+    const S = struct("s", { file: Ref });
+    expect(validateArgs(S, { file: { driver: "file", filename: "x" } })).toEqual({ file: { driver: "file", filename: "x" } });
+    expect(validateArgs(S, { file: "node0" })).toEqual({ file: "node0" });
   });
 
   it("reports every member of a command without arguments as unexpected, in QEMU's order", () => {

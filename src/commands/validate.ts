@@ -266,7 +266,11 @@ function visit(sch: AnySchema, x: unknown, loc: Loc): unknown {
       return visitStruct(sch, x, loc.full);
     case "alternate": {
       const want = qtypeOf(x);
-      const pick = m.members.find((s) => schemaQtype(s as AnySchema) === want);
+      // By JSON type; a member of type 'any' (a stand-in for a type that is
+      // checked elsewhere, e.g. inline BlockdevOptions) takes the rest.
+      const pick =
+        m.members.find((s) => schemaQtype(s as AnySchema) === want) ??
+        m.members.find((s) => schemaQtype(s as AnySchema) === "any");
       if (!pick) typeError(loc.name ?? "null", m.name);
       return visit(pick as AnySchema, x, loc);
     }

@@ -47,7 +47,7 @@ export interface SyncJobHandle {
 }
 
 /** Without a speed limit the job still lets the event loop run this often (bytes). */
-const UNLIMITED_YIELD_BYTES = 4 << 20;
+const UNLIMITED_YIELD_BYTES = 1 << 20;
 
 /** The job as the copy loops see it. */
 export function jobRuntime(job: Job): JobRuntime {

@@ -325,8 +325,10 @@ scen("s-drive-chain-commit-active", [
 ], setup=CHAIN_SETUP, blockdev=[], drive=DRIVE_CHAIN,
    post=["qemu-img compare -f qcow2 -F raw base.qcow2 ref.raw", "qemu-img check --output=json base.qcow2"])
 scen("s-drive-chain-commit-by-filename", [
-    cm(device="drive0", top="mid.qcow2"),
-    cm(device="drive0", top="{dir}/mid.qcow2", base="{dir}/base.qcow2", **{"job-id": "c"}, until=done("c")),
+    cm(device="drive0", top="mid.qcow2", speed=1, until=done("drive0", "running")),
+    cm(device="drive0", top="{dir}/mid.qcow2", base="{dir}/base.qcow2", **{"job-id": "c"}),
+    cmd("query-named-block-nodes", {"flat": True}, record={"pick": ["drv", "file", "backing_file", "ro"]}),
+    cmd("block-job-set-speed", {"device": "drive0", "speed": 0}, until=done("drive0")),
     cmd("query-named-block-nodes", {"flat": True}, record={"pick": ["drv", "file", "backing_file", "ro"]}),
 ], setup=CHAIN_SETUP, blockdev=[], drive=DRIVE_CHAIN,
    post=["qemu-img info --output=json top.qcow2", "qemu-img compare -f qcow2 -F raw top.qcow2 ref.raw"])

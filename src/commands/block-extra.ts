@@ -10,10 +10,10 @@ import { setWriteThreshold } from "../block/threshold.ts";
 import { blockdevReopen } from "../block/reopen.ts";
 import { BlockExports } from "../nbd/block-export.ts";
 import type { NbdAddress } from "../nbd/server.ts";
-import { BlockdevOptions, BlockDirtyBitmapOrStr } from "./block.ts";
+import { BLOCKDEV_DRIVERS, BlockdevOptions, BlockDirtyBitmapOrStr } from "./block.ts";
 import { defineCommand, defineEvent, type CommandDef, type EventDef } from "./command.ts";
 import type { HmpCommand } from "./hmp-command.ts";
-import { array, bool, enumOf, int, optional, str, struct, union } from "./qapi.ts";
+import { array, bool, enumOf, int, num, optional, str, struct, union } from "./qapi.ts";
 
 // ---- Per-emulator export state ------------------------------------------------
 
@@ -103,7 +103,58 @@ const BlockExportOptions = union(
   },
 );
 
-const BlockStatsSchema = struct("BlockStats", {});
+const intMember = () => int();
+const BlockDeviceTimedStats = struct("BlockDeviceTimedStats", {
+  ...Object.fromEntries(
+    ["interval_length", "min_rd_latency_ns", "max_rd_latency_ns", "avg_rd_latency_ns", "min_wr_latency_ns", "max_wr_latency_ns",
+      "avg_wr_latency_ns", "min_flush_latency_ns", "max_flush_latency_ns", "avg_flush_latency_ns"].map((k) => [k, intMember()]),
+  ),
+  avg_rd_queue_depth: num(),
+  avg_wr_queue_depth: num(),
+});
+const BlockLatencyHistogramInfo = struct("BlockLatencyHistogramInfo", { boundaries: array(int("uint64")), bins: array(int("uint64")) });
+const counters = (names: string[]) => Object.fromEntries(names.map((k) => [k, intMember()]));
+const BlockDeviceStats = struct("BlockDeviceStats", {
+  ...counters([
+    "rd_bytes", "wr_bytes", "unmap_bytes", "rd_operations", "wr_operations", "flush_operations", "unmap_operations",
+    "rd_total_time_ns", "wr_total_time_ns", "flush_total_time_ns", "unmap_total_time_ns", "wr_highest_offset",
+    "rd_merged", "wr_merged", "unmap_merged",
+  ]),
+  idle_time_ns: optional(int()),
+  ...counters([
+    "failed_rd_operations", "failed_wr_operations", "failed_flush_operations", "failed_unmap_operations",
+    "invalid_rd_operations", "invalid_wr_operations", "invalid_flush_operations", "invalid_unmap_operations",
+  ]),
+  account_invalid: bool(),
+  account_failed: bool(),
+  timed_stats: array(BlockDeviceTimedStats),
+  rd_latency_histogram: optional(BlockLatencyHistogramInfo),
+  wr_latency_histogram: optional(BlockLatencyHistogramInfo),
+  flush_latency_histogram: optional(BlockLatencyHistogramInfo),
+});
+const fileStats = { "discard-nb-ok": int("uint64"), "discard-nb-failed": int("uint64"), "discard-bytes-ok": int("uint64") };
+const nvmeStats = { "completion-errors": int("uint64"), "aligned-accesses": int("uint64"), "unaligned-accesses": int("uint64") };
+const BlockStatsSpecific = union(
+  "BlockStatsSpecific",
+  "driver",
+  { driver: enumOf("BlockdevDriver", BLOCKDEV_DRIVERS) },
+  // QAPI lists the variants with members first, then the implicit empty ones in enum order.
+  {
+    file: fileStats,
+    host_device: fileStats,
+    nvme: nvmeStats,
+    ...Object.fromEntries(BLOCKDEV_DRIVERS.filter((d) => !["file", "host_device", "nvme"].includes(d)).map((d) => [d, {}])),
+  },
+);
+const BlockStatsSchema = struct("BlockStats", {
+  device: optional(str()),
+  qdev: optional(str()),
+  "node-name": optional(str()),
+  stats: BlockDeviceStats,
+  "driver-specific": optional(BlockStatsSpecific),
+});
+// BlockStats nests itself (a node's file child and backing file); introspection only reads these entries.
+Object.assign(BlockStatsSchema.entries, { parent: optional(BlockStatsSchema), backing: optional(BlockStatsSchema) });
 
 // ---- Helpers ----------------------------------------------------------------------
 

@@ -29,12 +29,12 @@ import { alternate, any, array, bool, enumOf, int, optional, str, struct, union 
 // ---- BlockdevOptions as a QAPI union, from the drivers' option tables ------
 
 /** QEMU 7.2's BlockdevDriver enum (x86_64 Debian build). */
-const BLOCKDEV_DRIVERS = [
+export const BLOCKDEV_DRIVERS = [
   "blkdebug", "blklogwrites", "blkreplay", "blkverify", "bochs", "cloop", "compress", "copy-before-write",
   "copy-on-read", "dmg", "file", "snapshot-access", "ftp", "ftps", "gluster", "host_cdrom", "host_device", "http",
-  "https", "io_uring", "iscsi", "luks", "nbd", "nfs", "null-aio", "null-co", "nvme", "nvme-io_uring", "parallels",
+  "https", "iscsi", "luks", "nbd", "nfs", "null-aio", "null-co", "nvme", "parallels",
   "preallocate", "qcow", "qcow2", "qed", "quorum", "raw", "rbd", "replication", "snapshot-access", "ssh", "throttle",
-  "vdi", "vhdx", "virtio-blk-vfio-pci", "virtio-blk-vhost-user", "virtio-blk-vhost-vdpa", "vmdk", "vpc", "vvfat",
+  "vdi", "vhdx", "vmdk", "vpc", "vvfat",
 ].filter((d, i, all) => all.indexOf(d) === i) as [string, ...string[]];
 
 /** Filters the block-jobs layer registers; their members are accepted here, opened there. */

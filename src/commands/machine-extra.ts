@@ -8,6 +8,7 @@
 import { QmpError, genericError } from "../core/error.ts";
 import { COMMAND_LINE_OPTIONS, CPU_DEFINITIONS, CPU_EXPANSIONS, MACHINES } from "../machine-extra/data/recorded.ts";
 import { extraState, monitorChardevs } from "../machine-extra/state.ts";
+import { resolvePath } from "../qom/object.ts";
 import { UserObject } from "../qom/user-types.ts";
 import { defineCommand, defineEvent, type CommandDef, type EventDef } from "./command.ts";
 import { any, array, bool, enumOf, int, optional, str, struct, union, withFeatures } from "./qapi.ts";
@@ -133,6 +134,103 @@ const PciDeviceInfo = struct("PciDeviceInfo", {
 const TpmModel = enumOf("TpmModel", ["tpm-tis", "tpm-crb", "tpm-spapr"]);
 const TpmType = enumOf("TpmType", ["passthrough", "emulator"]);
 const DisplayGLMode = enumOf("DisplayGLMode", ["off", "on", "core", "es"]);
+
+const RxState = enumOf("RxState", ["normal", "none", "all"]);
+const WatchdogAction = enumOf("WatchdogAction", ["reset", "shutdown", "poweroff", "pause", "debug", "none", "inject-nmi"]);
+
+function rockerCommands(): CommandDef[] {
+  const notFound = ({ name }: { name: string }): never => {
+    throw genericError(`rocker ${name} not found`);
+  };
+  const optInt = () => optional(int());
+  const optStr = () => optional(str());
+  return [
+    defineCommand({
+      name: "query-rocker",
+      args: struct("q_obj_query-rocker-arg", { name: str() }),
+      returns: struct("RockerSwitch", { name: str(), id: int("uint64"), ports: int("uint32") }),
+      handler: notFound,
+    }),
+    defineCommand({
+      name: "query-rocker-ports",
+      args: struct("q_obj_query-rocker-ports-arg", { name: str() }),
+      returns: array(
+        struct("RockerPort", {
+          name: str(),
+          enabled: bool(),
+          "link-up": bool(),
+          speed: int("uint32"),
+          duplex: enumOf("RockerPortDuplex", ["half", "full"]),
+          autoneg: enumOf("RockerPortAutoneg", ["off", "on"]),
+        }),
+      ),
+      handler: notFound,
+    }),
+    defineCommand({
+      name: "query-rocker-of-dpa-flows",
+      args: struct("q_obj_query-rocker-of-dpa-flows-arg", { name: str(), "tbl-id": optional(int("uint32")) }),
+      returns: array(
+        struct("RockerOfDpaFlow", {
+          cookie: int("uint64"),
+          hits: int("uint64"),
+          key: struct("RockerOfDpaFlowKey", {
+            priority: int("uint32"),
+            "tbl-id": int("uint32"),
+            "in-pport": optInt(),
+            "tunnel-id": optInt(),
+            "vlan-id": optInt(),
+            "eth-type": optInt(),
+            "eth-src": optStr(),
+            "eth-dst": optStr(),
+            "ip-proto": optInt(),
+            "ip-tos": optInt(),
+            "ip-dst": optStr(),
+          }),
+          mask: struct("RockerOfDpaFlowMask", {
+            "in-pport": optInt(),
+            "tunnel-id": optInt(),
+            "vlan-id": optInt(),
+            "eth-src": optStr(),
+            "eth-dst": optStr(),
+            "ip-proto": optInt(),
+            "ip-tos": optInt(),
+          }),
+          action: struct("RockerOfDpaFlowAction", {
+            "goto-tbl": optInt(),
+            "group-id": optInt(),
+            "tunnel-lport": optInt(),
+            "vlan-id": optInt(),
+            "new-vlan-id": optInt(),
+            "out-pport": optInt(),
+          }),
+        }),
+      ),
+      handler: notFound,
+    }),
+    defineCommand({
+      name: "query-rocker-of-dpa-groups",
+      args: struct("q_obj_query-rocker-of-dpa-groups-arg", { name: str(), type: optional(int("uint8")) }),
+      returns: array(
+        struct("RockerOfDpaGroup", {
+          id: int("uint32"),
+          type: int("uint8"),
+          "vlan-id": optInt(),
+          pport: optInt(),
+          index: optInt(),
+          "out-pport": optInt(),
+          "group-id": optInt(),
+          "set-vlan-id": optInt(),
+          "pop-vlan": optInt(),
+          "group-ids": optional(array(int("uint32"))),
+          "set-eth-src": optStr(),
+          "set-eth-dst": optStr(),
+          "ttl-check": optInt(),
+        }),
+      ),
+      handler: notFound,
+    }),
+  ];
+}
 
 const CpuModelInfo = struct("CpuModelInfo", { name: str(), props: optional(any()) });
 
@@ -562,6 +660,100 @@ export const commands: CommandDef[] = [
     name: "query-pr-managers",
     returns: array(struct("PRManagerInfo", { id: str(), connected: bool() })),
     handler: (_a, { emu }) => (extraState(emu).qom.objects(), []),
+  }),
+  failing("query-sev-attestation-report", "SEV is not enabled", {
+    args: struct("q_obj_query-sev-attestation-report-arg", { mnonce: str() }),
+    returns: struct("SevAttestationReport", { data: str() }),
+  }),
+  // No rocker switch, NIC or net client exists on this machine.
+  ...rockerCommands(),
+  defineCommand({
+    name: "query-rx-filter",
+    args: struct("q_obj_query-rx-filter-arg", { name: optional(str()) }),
+    returns: array(
+      struct("RxFilterInfo", {
+        name: str(),
+        promiscuous: bool(),
+        multicast: RxState,
+        unicast: RxState,
+        vlan: RxState,
+        "broadcast-allowed": bool(),
+        "multicast-overflow": bool(),
+        "unicast-overflow": bool(),
+        "main-mac": str(),
+        "vlan-table": array(int()),
+        "unicast-table": array(str()),
+        "multicast-table": array(str()),
+      }),
+    ),
+    handler: ({ name }) => {
+      if (name !== undefined) throw genericError(`invalid net client name: ${name}`);
+      return [];
+    },
+  }),
+  defineCommand({
+    name: "netdev_del",
+    args: struct("q_obj_netdev_del-arg", { id: str() }),
+    handler: ({ id }) => {
+      throw new QmpError("DeviceNotFound", `Device '${id}' not found`);
+    },
+  }),
+  defineCommand({
+    name: "set_link",
+    args: struct("q_obj_set_link-arg", { name: str(), up: bool() }),
+    handler: ({ name }) => {
+      throw new QmpError("DeviceNotFound", `Device '${name}' not found`);
+    },
+  }),
+  defineCommand({
+    name: "device_del",
+    args: struct("q_obj_device_del-arg", { id: str() }),
+    handler: ({ id }, { emu }) => {
+      // An id names a device under /machine/peripheral; a path may name any object, none of them hotpluggable.
+      if (id.startsWith("/")) {
+        try {
+          resolvePath(extraState(emu).qom.root, id);
+        } catch {
+          throw new QmpError("DeviceNotFound", `Device '${id}' not found`);
+        }
+        throw genericError(`${id} is not a hotpluggable device`);
+      }
+      throw new QmpError("DeviceNotFound", `Device '${id}' not found`);
+    },
+  }),
+  defineCommand({
+    name: "set-action",
+    args: struct("q_obj_set-action-arg", {
+      reboot: optional(enumOf("RebootAction", ["reset", "shutdown"])),
+      shutdown: optional(enumOf("ShutdownAction", ["poweroff", "pause"])),
+      panic: optional(enumOf("PanicAction", ["pause", "shutdown", "exit-failure", "none"])),
+      watchdog: optional(WatchdogAction),
+    }),
+    // Nothing here reboots, panics or has a watchdog: the choices have nothing to act on.
+    handler: () => {},
+  }),
+  defineCommand({
+    name: "watchdog-set-action",
+    args: struct("q_obj_watchdog-set-action-arg", { action: WatchdogAction }),
+    handler: () => {},
+  }),
+  defineCommand({
+    name: "query-dirty-rate",
+    returns: struct("DirtyRateInfo", {
+      "dirty-rate": optional(int()),
+      status: enumOf("DirtyRateStatus", ["unstarted", "measuring", "measured"]),
+      "start-time": int(),
+      "calc-time": int(),
+      "sample-pages": int("uint64"),
+      mode: enumOf("DirtyRateMeasureMode", ["page-sampling", "dirty-ring", "dirty-bitmap"]),
+      "vcpu-dirty-rate": optional(array(struct("DirtyRateVcpu", { id: int(), "dirty-rate": int() }))),
+    }),
+    handler: () => ({ status: "unstarted", "start-time": 0, "calc-time": 0, "sample-pages": 0, mode: "page-sampling" }),
+  }),
+  defineCommand({
+    name: "query-vcpu-dirty-limit",
+    returns: array(struct("DirtyLimitInfo", { "cpu-index": int(), "limit-rate": int("uint64"), "current-rate": int("uint64") })),
+    handler: () => [],
   }),
   failing("query-vm-generation-id", "VM Generation ID device not found", { returns: struct("GuidInfo", { guid: str() }) }),
 ];

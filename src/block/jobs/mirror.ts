@@ -70,6 +70,43 @@ const MAX_IN_FLIGHT = 16;
 /** Mirror requests are up to 1 MiB: yield after each so queries stay fast (see README numbers). */
 const MIRROR_YIELD_BYTES = 1 << 20;
 
+/**
+ * The mirror's dirty bitmap with an O(1) dirty count (QEMU's hbitmap keeps
+ * one too): the copy loop reads the count on every pass, which must not cost
+ * a scan of a large disk's bitmap.
+ */
+class CountingBitmap extends DirtyBitmap {
+  private dirtyGranules = 0;
+
+  override set(offset: number, length: number): void {
+    const g = this.granularity;
+    const first = Math.max(0, Math.floor(offset / g));
+    const end = Math.min(Math.ceil(this.size / g), Math.ceil((offset + length) / g));
+    for (let i = first; i < end; i++) if (!this.get(i * g)) this.dirtyGranules++;
+    super.set(offset, length);
+  }
+
+  override reset(offset: number, length: number): void {
+    // Same inward rounding as DirtyBitmap.reset.
+    const g = this.granularity;
+    const granules = Math.ceil(this.size / g);
+    const first = Math.ceil(offset / g);
+    const end = offset + length >= this.size ? granules : Math.floor((offset + length) / g);
+    for (let i = first; i < end; i++) if (this.get(i * g)) this.dirtyGranules--;
+    super.reset(offset, length);
+  }
+
+  override resize(length: number): void {
+    super.resize(length);
+    this.dirtyGranules = 0;
+    for (const [, len] of this.dirtyRanges()) this.dirtyGranules += Math.ceil(len / this.granularity);
+  }
+
+  override count(): number {
+    return this.dirtyGranules * this.granularity;
+  }
+}
+
 /** bdrv_get_default_bitmap_granularity: the target's cluster size within [4 KiB, 64 KiB]. */
 export function defaultGranularity(target: BlockNode): number {
   const cs = target.clusterSize;
@@ -97,7 +134,7 @@ export class MirrorJob {
   readonly granularity: number;
   readonly bufSize: number;
   private readonly layer: BlockLayer;
-  private readonly bitmap: DirtyBitmap;
+  private readonly bitmap: CountingBitmap;
   private readonly users: BdrvChild[] = [];
   private targetUser: BdrvChild | null = null;
   private unblock: (() => void) | null = null;
@@ -127,7 +164,7 @@ export class MirrorJob {
     this.granularity = granularity;
     this.bufSize = bufSize;
     this.targetWasReadOnly = targetWasReadOnly;
-    this.bitmap = new DirtyBitmap("", granularity, p.source.size());
+    this.bitmap = new CountingBitmap("", granularity, p.source.size());
   }
 
   get source(): BlockNode {

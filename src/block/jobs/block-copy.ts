@@ -69,7 +69,7 @@ export interface BlockCopyOptions {
   clusterSize: number;
   /** Write compressed clusters (target must have writeCompressed). */
   compress?: boolean;
-  /** Largest background request (QEMU: 1 MiB). */
+  /** Largest background request (x-perf max-chunk; never above QEMU's 1 MiB buffer). */
   maxChunk?: number;
 }
 
@@ -102,7 +102,7 @@ export class BlockCopy {
     this.compress = !!opts.compress;
     this.bitmap = new ClusterBitmap(opts.source.length, opts.clusterSize);
     // Compressed chunks span several clusters too: the image compresses them in parallel.
-    const chunk = Math.max(opts.clusterSize, opts.maxChunk || MAX_BUFFER);
+    const chunk = Math.max(opts.clusterSize, Math.min(MAX_BUFFER, opts.maxChunk || MAX_BUFFER));
     this.chunkClusters = Math.max(1, Math.floor(chunk / opts.clusterSize));
   }
 

@@ -14,6 +14,7 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import {
+  bunCodec,
   compressCluster,
   createCompressPool,
   createQcow2,
@@ -189,7 +190,7 @@ async function main() {
   // Codecs on 64 KiB clusters of the same data.
   // Only clusters qcow2 would store compressed (the others are never inflated).
   const clusters = chunks.filter((c) => compressCluster(c, zlibCodec));
-  for (const codec of [zlibCodec, fflateCodec]) {
+  for (const codec of [zlibCodec, fflateCodec, ...(bunCodec ? [bunCodec] : [])]) {
     codecBench(codec, clusters.slice(0, 64)); // warm up the JIT
     const r = codecBench(codec, clusters);
     console.log(`codec ${codec.name.padEnd(10)} deflate ${r.deflateMBs.toFixed(0)} MB/s, inflate ${r.inflateMBs.toFixed(0)} MB/s`);

@@ -21,13 +21,17 @@ function looksIncompressible(c) {
   for (let i = 0; i < 4; i++) sample.set(c.subarray(i * step, i * step + 256), i * 256);
   return zlib.deflateRawSync(sample, { level: 1 }).length >= 1000;
 }
+// Bun's own binding is ~3x faster than node:zlib's (see codec.ts).
+const deflate = typeof Bun !== "undefined" && Bun.deflateSync
+  ? (c) => Bun.deflateSync(c, { windowBits: -12, level: 6, memLevel: 9 })
+  : (c) => zlib.deflateRawSync(c, { windowBits: 12, memLevel: 9, level: 6 });
 parentPort.on("message", (m) => {
   const input = new Uint8Array(m.buf);
   const out = [];
   const transfer = [];
   for (let off = 0; off < input.length; off += m.clusterSize) {
     const cluster = input.subarray(off, off + m.clusterSize);
-    const c = looksIncompressible(cluster) ? cluster : zlib.deflateRawSync(cluster, { windowBits: 12, memLevel: 9, level: 6 });
+    const c = looksIncompressible(cluster) ? cluster : deflate(cluster);
     if (c.length < m.clusterSize) {
       const copy = new Uint8Array(c.length);
       copy.set(c);

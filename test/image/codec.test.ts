@@ -12,6 +12,11 @@ import {
 } from "../../src/image/index.ts";
 import { decodeCompressed } from "../../src/image/qcow2/format.ts";
 import { firstDiff, hasQemu, pattern, qemuCheck, qemuContent, qemuImg, tmpDir } from "./qemu-tools.ts";
+import { spawnSync } from "node:child_process";
+import * as path from "node:path";
+
+const bun = path.resolve("node_modules/.bin/bun");
+const hasBun = fs.existsSync(bun) && spawnSync(bun, ["--version"]).status === 0;
 
 const t = tmpDir();
 afterAll(() => t.cleanup());
@@ -124,5 +129,24 @@ describe.skipIf(!hasQemu)("raw-deflate codecs against qemu-img convert -c", () =
     } finally {
       await pool.close();
     }
+  });
+});
+
+describe.skipIf(!hasQemu || !hasBun)("the Bun codec (used by the compiled binary)", () => {
+  it("inflates QEMU's streams and deflates streams QEMU reads", () => {
+    const cs = 65536;
+    const data = mixedData(2 << 20, cs);
+    const raw = t.file("bun-src.raw");
+    fs.writeFileSync(raw, data);
+    const qimg = t.file("bun-q.qcow2");
+    qemuImg("convert", "-c", "-O", "qcow2", raw, qimg);
+    const ours = t.file("bun-ours.qcow2");
+    const r = spawnSync(bun, [path.resolve("test/image/bun-codec-child.ts"), qimg, raw, ours], { encoding: "utf8" });
+    expect(r.stderr).toBe("");
+    expect(JSON.parse(r.stdout)).toEqual({ deflate: "Bun zlib", inflate: "Bun zlib", readBackSame: true });
+    const c = qemuCheck(ours);
+    expect(c.status).toBe(0);
+    expect(Number(c.json["compressed-clusters"])).toBeGreaterThan(0);
+    expect(firstDiff(qemuContent(ours, t.file("scratch.raw")), data)).toBe(-1);
   });
 });

@@ -192,8 +192,14 @@ export class BlockExports {
     // Exports whose deletion waits for clients are finished in remove(); nothing to do.
   }
 
-  /** Emulator shutdown: drop clients and the listener, quietly. */
+  /** Emulator shutdown: every export goes (with its event, as QEMU's quit shows), then the listener. */
   async close(): Promise<void> {
+    for (const exp of [...this.exports]) {
+      exp.shuttingDown = true;
+      this.server?.exports.delete(exp.name);
+      await this.server?.disconnect(exp);
+      await this.finish(exp);
+    }
     const s = this.server;
     this.server = null;
     await s?.close();

@@ -46,6 +46,7 @@ export const TransmissionFlag = {
   SEND_DF: 1 << 7,
   CAN_MULTI_CONN: 1 << 8,
   SEND_CACHE: 1 << 10,
+  SEND_FAST_ZERO: 1 << 11,
 } as const;
 
 export const Cmd = { READ: 0, WRITE: 1, DISC: 2, FLUSH: 3, TRIM: 4, CACHE: 5, WRITE_ZEROES: 6, BLOCK_STATUS: 7 } as const;

@@ -115,8 +115,10 @@ export class NbdConnection {
 
   private flags(exp: NbdExport): number {
     let f = TransmissionFlag.HAS_FLAGS | TransmissionFlag.SEND_FLUSH | TransmissionFlag.SEND_FUA |
-      TransmissionFlag.SEND_WRITE_ZEROES | TransmissionFlag.SEND_CACHE;
-    f |= exp.writable ? TransmissionFlag.SEND_TRIM : TransmissionFlag.READ_ONLY | TransmissionFlag.CAN_MULTI_CONN;
+      TransmissionFlag.SEND_CACHE | TransmissionFlag.CAN_MULTI_CONN;
+    f |= exp.writable
+      ? TransmissionFlag.SEND_TRIM | TransmissionFlag.SEND_WRITE_ZEROES | TransmissionFlag.SEND_FAST_ZERO
+      : TransmissionFlag.READ_ONLY;
     if (this.structured) f |= TransmissionFlag.SEND_DF;
     return f;
   }

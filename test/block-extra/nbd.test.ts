@@ -6,7 +6,7 @@
 import { spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { blockExports } from "../../src/commands/block-extra.ts";
-import { emulator, hasQemuImg, sh, tmpDir } from "../block/helpers.ts";
+import { emulator, hasQemuImg, hasQemuSystem, keyval, realQemu, sh, tmpDir, which } from "../block/helpers.ts";
 
 const d = tmpDir();
 
@@ -110,5 +110,50 @@ describe.skipIf(!hasQemuImg)("NBD server with qemu-img / qemu-io", { timeout: 60
       expect(await s.q("query-block-exports")).toEqual({ return: [] });
       expect(await s.q("blockdev-del", { "node-name": "w" })).toEqual({ return: {} });
     });
+  });
+});
+
+const hasQemuNbd = hasQemuSystem && which("qemu-nbd");
+
+/** `qemu-nbd --list` against a server: what the handshake advertises. */
+async function listExports(sock: string): Promise<string> {
+  return (await run(`qemu-nbd --list -k ${sock}`)).out;
+}
+
+describe.skipIf(!hasQemuNbd)("NBD handshake as QEMU 7.2 advertises it", { timeout: 60_000 }, () => {
+  it("qemu-nbd --list: names, descriptions, sizes, flags, block sizes, meta contexts", async () => {
+    const setup = async (s: { q(c: string, a?: Record<string, unknown>): Promise<unknown> }, sock: string) => {
+      await s.q("nbd-server-start", { addr: { type: "unix", data: { path: sock } } });
+      await s.q("block-export-add", { type: "nbd", id: "e0", "node-name": "q", description: "a qcow2 image" });
+      await s.q("block-export-add", { type: "nbd", id: "e1", "node-name": "w", name: "rw", writable: true });
+    };
+    const blockdev = [`driver=qcow2,node-name=q,file.driver=file,file.filename=${d.file("src.qcow2")}`, `driver=raw,node-name=w,file.driver=file,file.filename=${d.file("w.raw")}`];
+    const ours = await emulator({ blockdevs: blockdev.map(keyval) });
+    let mine: string;
+    try {
+      await setup(ours, d.file("ours.sock"));
+      mine = await listExports(d.file("ours.sock"));
+    } finally {
+      await ours.close();
+    }
+    const qemu = await realQemu(blockdev.flatMap((b) => ["-blockdev", b]));
+    let theirs: string;
+    try {
+      await setup(qemu, d.file("qemu.sock"));
+      theirs = await listExports(d.file("qemu.sock"));
+    } finally {
+      await qemu.close();
+    }
+    expect(mine).toContain("export: 'rw'");
+    expect(mine).toBe(theirs);
+  });
+
+  it("quit deletes the exports after SHUTDOWN, like QEMU", async () => {
+    const s = await emulator({ blockdevs: [keyval("driver=null-co,node-name=n0,size=1048576")] });
+    await s.q("nbd-server-start", { addr: { type: "unix", data: { path: d.file("quit.sock") } } });
+    await s.q("block-export-add", { type: "nbd", id: "e0", "node-name": "n0" });
+    await s.q("quit");
+    await s.emu.whenQuit;
+    expect(s.events.map((e) => (e as { event: string }).event)).toEqual(["SHUTDOWN", "BLOCK_EXPORT_DELETED"]);
   });
 });

@@ -390,3 +390,12 @@ scen("s-mirror-busy-nodes", [
     cmd("job-cancel", {"id": "m"}, until=done("m")),
     cmd("blockdev-del", {"node-name": "tgt"}, until=[]),
 ])
+
+scen("s-jobs-next-to-backup", [
+    cmd("blockdev-backup", {"job-id": "j1", "device": "mid", "target": "other", "sync": "full", "speed": 1}),
+    {"wait_job": "j1", "status": "running"},
+    cm(**{"job-id": "a", "base-node": "base"}, until=ready("a")),
+    cmd("job-complete", {"id": "a"}, until=done("a")),
+    st(**{"job-id": "s"}, until=done("s")),
+    cmd("job-cancel", {"id": "j1"}, until=done("j1")),
+], setup=CHAIN_SETUP, blockdev=CHAIN_BD)

@@ -10,6 +10,7 @@ import { DEVICE_PROPERTIES, INTERFACE_IMPLEMENTERS, QOM_TYPES, TYPE_PROPERTIES }
 import type { ObjectPropertyInfo, QomTypeInfo } from "../machine-extra/static-types.ts";
 import { extraState } from "../machine-extra/state.ts";
 import { resolvePath } from "../qom/object.ts";
+import { THROTTLE_LIMIT_NAMES } from "../qom/throttle-group.ts";
 import { USER_TYPES, UserObject, failedWhenCompleting, isWellFormedId } from "../qom/user-types.ts";
 import { defineCommand, type CommandDef } from "./command.ts";
 import type { HmpCommand } from "./hmp-command.ts";
@@ -40,6 +41,10 @@ const ObjectOptions = union(
     },
     "rng-builtin": { opened: deprecated(optional(bool())) },
     "rng-random": { opened: deprecated(optional(bool())), filename: optional(str()) },
+    "throttle-group": {
+      limits: optional(struct("ThrottleLimits", Object.fromEntries(THROTTLE_LIMIT_NAMES.map((n) => [n, optional(int())])))),
+      ...Object.fromEntries(THROTTLE_LIMIT_NAMES.map((n) => [`x-${n}`, withFeatures(optional(int()), ["unstable"])])),
+    },
     "thread-context": { "cpu-affinity": optional(array(int("uint16"))), "node-affinity": optional(array(int("uint16"))) },
     "tls-creds-anon": {
       "verify-peer": optional(bool()),

@@ -2,7 +2,10 @@
  * Per-emulator state of the machine-extra commands (QOM tree, migration
  * settings), created on first use so the composition root needs no change.
  */
+import { Buffer } from "node:buffer";
+import { genericError } from "../core/error.ts";
 import type { Emulator } from "../emulator.ts";
+import { UserObject } from "../qom/user-types.ts";
 import { buildTree, type ChardevInfo, type QomTree } from "../qom/tree.ts";
 import { MigrationSettings } from "./migration.ts";
 
@@ -44,4 +47,17 @@ export function extraState(emu: Emulator): ExtraState {
     states.set(emu, s);
   }
   return s;
+}
+
+/**
+ * The bytes of the secret object `id` (object-add qom-type=secret), for
+ * options that name a secret (key-secret, password-secret, ...), with
+ * QEMU's errors when there is none.
+ */
+export function lookupSecret(emu: Emulator, id: string): Buffer {
+  const obj = extraState(emu).qom.objects().children.get(id);
+  if (!obj) throw genericError(`No secret with id '${id}'`);
+  const bytes = obj instanceof UserObject && obj.typename === "secret" ? (obj.state.bytes as (() => Buffer) | undefined) : undefined;
+  if (!bytes) throw genericError(`Object with id '${id}' is not a secret`);
+  return bytes();
 }

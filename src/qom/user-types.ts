@@ -6,65 +6,14 @@
 import { Buffer } from "node:buffer";
 import * as fs from "node:fs";
 import * as os from "node:os";
-import { genericError, type QmpError } from "../core/error.ts";
+import { genericError } from "../core/error.ts";
 import { QomObject, field, invalidType, visitScalar, type QomProperty } from "./object.ts";
+import { throttleGroup } from "./throttle-group.ts";
+import { UserObject, completeError, strerror, type UserType } from "./user-types-base.ts";
+
+export { UserObject, failedWhenCompleting, type UserType } from "./user-types-base.ts";
 
 const INT64_MAX = "9223372036854775807";
-
-/** An object created by object-add, with what the query commands read from it. */
-export class UserObject extends QomObject {
-  constructor(
-    typename: string,
-    props: QomProperty[],
-    /** Live state for the query commands (query-iothreads, query-memdev). */
-    readonly state: Record<string, unknown>,
-    /** False for objects QEMU refuses to delete (the main loop). */
-    readonly deletable = true,
-  ) {
-    super(typename, props);
-  }
-}
-
-export interface UserType {
-  readonly name: string;
-  readonly parent: string;
-  /**
-   * Builds the object from object-add's arguments (already schema-checked);
-   * `siblings` are the objects already under /objects.
-   */
-  create(args: Record<string, unknown>, id: string, siblings?: Iterable<QomObject>): UserObject;
-}
-
-const completionErrors = new WeakSet<object>();
-
-/**
- * An error QEMU raises when completing the object (user_creatable_complete),
- * i.e. after it was added under /objects, rather than while setting properties.
- */
-function completeError(message: string): QmpError {
-  const e = genericError(message);
-  completionErrors.add(e);
-  return e;
-}
-
-export function failedWhenCompleting(e: unknown): boolean {
-  return typeof e === "object" && e !== null && completionErrors.has(e);
-}
-
-/** strerror() texts for the errno codes file opens commonly fail with. */
-const STRERROR: Record<string, string> = {
-  ENOENT: "No such file or directory",
-  EACCES: "Permission denied",
-  EISDIR: "Is a directory",
-  ENOTDIR: "Not a directory",
-  ELOOP: "Too many levels of symbolic links",
-  ENAMETOOLONG: "File name too long",
-};
-
-export function strerror(e: unknown): string {
-  const code = (e as NodeJS.ErrnoException).code ?? "";
-  return STRERROR[code] ?? (e as Error).message;
-}
 
 /** A property object-add may not set (QEMU: "not writable"), readable afterwards. */
 function readOnly(name: string, type: string, get: () => unknown): QomProperty {
@@ -348,7 +297,7 @@ const threadContext: UserType = {
 };
 
 export const USER_TYPES: ReadonlyMap<string, UserType> = new Map(
-  [iothread, mainLoop, secret, memoryBackendRam, authzSimple, rngRandom, rngBuiltin, tlsCredsAnon, threadContext].map((t) => [t.name, t]),
+  [iothread, mainLoop, secret, memoryBackendRam, authzSimple, rngRandom, rngBuiltin, tlsCredsAnon, threadContext, throttleGroup].map((t) => [t.name, t]),
 );
 
 /** QEMU's id_wellformed: a letter, then letters, digits, '-', '.', '_'. */

@@ -3,7 +3,9 @@
  * the lazily created /objects, and all-or-nothing settings updates.
  */
 import { describe, expect, it } from "vitest";
+import { createEmulator } from "../../src/emulator.ts";
 import { MigrationSettings } from "../../src/machine-extra/migration.ts";
+import { extraState, lookupSecret } from "../../src/machine-extra/state.ts";
 import { GHashOrder, gStrHash } from "../../src/qom/ghash-order.ts";
 import { resolvePath } from "../../src/qom/object.ts";
 import { buildTree } from "../../src/qom/tree.ts";
@@ -65,6 +67,19 @@ describe("GLib hash-table order", () => {
     ],
   ])("%j lists as QEMU did", (ops, expected) => {
     expect(listing(ops)).toEqual(expected);
+  });
+});
+
+describe("secrets for other layers", () => {
+  it("hands out a secret's bytes, with QEMU's errors otherwise", async () => {
+    const emu = createEmulator();
+    const objects = extraState(emu).qom.objects();
+    objects.addChild("s0", USER_TYPES.get("secret")!.create({ data: "aGVsbG8=", format: "base64" }, "s0"));
+    objects.addChild("io0", USER_TYPES.get("iothread")!.create({}, "io0"));
+    expect(lookupSecret(emu, "s0").toString()).toBe("hello");
+    expect(() => lookupSecret(emu, "nope")).toThrow("No secret with id 'nope'");
+    expect(() => lookupSecret(emu, "io0")).toThrow("Object with id 'io0' is not a secret");
+    await emu.close();
   });
 });
 

@@ -82,7 +82,7 @@ def ask(commands, extra=()):
 # Types whose qom-list-properties answer qmpemu replays.
 PROPERTY_TYPES = ["object", "container", "none-machine", "iothread", "main-loop", "event-loop-base", "secret",
                   "secret_common", "memory-backend", "memory-backend-ram", "authz", "authz-simple", "chardev-socket",
-                  "rng-random", "rng-builtin", "tls-creds-anon", "thread-context",
+                  "rng-random", "rng-builtin", "tls-creds-anon", "thread-context", "throttle-group",
                   # What libvirt's capability probe asks about.
                   "memory-backend-file", "memory-backend-memfd", "max-x86_64-cpu"]
 

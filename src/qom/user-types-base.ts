@@ -1,0 +1,63 @@
+/**
+ * What every emulated user-creatable type shares: the object class with
+ * the state the query commands read, the type interface object-add uses,
+ * and how creation errors are told apart.
+ */
+import { genericError, type QmpError } from "../core/error.ts";
+import { QomObject, type QomProperty } from "./object.ts";
+
+/** An object created by object-add, with what the query commands read from it. */
+export class UserObject extends QomObject {
+  constructor(
+    typename: string,
+    props: QomProperty[],
+    /** Live state for the query commands (query-iothreads, query-memdev). */
+    readonly state: Record<string, unknown>,
+    /** False for objects QEMU refuses to delete (the main loop). */
+    readonly deletable = true,
+  ) {
+    super(typename, props);
+  }
+}
+
+export interface UserType {
+  readonly name: string;
+  readonly parent: string;
+  /**
+   * Builds the object from object-add's arguments (already schema-checked);
+   * `siblings` are the objects already under /objects.
+   */
+  create(args: Record<string, unknown>, id: string, siblings?: Iterable<QomObject>): UserObject;
+}
+
+const completionErrors = new WeakSet<object>();
+
+/**
+ * An error QEMU raises when completing the object (user_creatable_complete),
+ * i.e. after it was added under /objects, rather than while setting properties.
+ */
+export function completeError(message: string): QmpError {
+  const e = genericError(message);
+  completionErrors.add(e);
+  return e;
+}
+
+export function failedWhenCompleting(e: unknown): boolean {
+  return typeof e === "object" && e !== null && completionErrors.has(e);
+}
+
+/** strerror() texts for the errno codes file opens commonly fail with. */
+const STRERROR: Record<string, string> = {
+  ENOENT: "No such file or directory",
+  EACCES: "Permission denied",
+  EISDIR: "Is a directory",
+  ENOTDIR: "Not a directory",
+  ELOOP: "Too many levels of symbolic links",
+  ENAMETOOLONG: "File name too long",
+};
+
+export function strerror(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code ?? "";
+  return STRERROR[code] ?? (e as Error).message;
+}
+

@@ -43,6 +43,16 @@ function plan(layer: BlockLayer, input: Record<string, unknown>, index: number):
   if (typeof name !== "string") throw genericError("node-name not specified");
   const node = layer.findNode(name);
   if (!node) throw genericError(`Failed to find node with node-name='${name}'`);
+  const refs = childKeys(node);
+  const mutable = new Set([...(MUTABLE_OPTIONS[node.driverName] ?? []), ...refs]);
+  const old = node.options.specific;
+  const declaresBacking = !!node.driver.imageInfo?.()["backing-filename"];
+  if (refs.includes("backing") && input.backing === undefined && (node.backing || declaresBacking)) {
+    throw genericError(`backing is missing for '${node.nodeName}'`);
+  }
+  for (const key of Object.keys(old)) {
+    if (!mutable.has(key) && input[key] === undefined) throw genericError(`Option '${key}' cannot be reset to its default value`);
+  }
   if (input.driver !== node.driverName) throw genericError("Cannot change the option 'driver'");
   const table = new Map([[node.driverName, { fields: node.def.fields }]]);
   const opts = visitBlockdevOptions(`options[${index}]`, input, table, "json");
@@ -51,33 +61,23 @@ function plan(layer: BlockLayer, input: Record<string, unknown>, index: number):
     throw genericError("setting detect-zeroes to unmap is not allowed without setting discard operation to unmap");
   }
 
-  const refs = childKeys(node);
   const children = new Map<string, BlockNode | null>();
-  for (const key of refs) {
+  // QEMU parses the backing reference before the file reference.
+  for (const key of [...refs].sort((a, b) => Number(b === "backing") - Number(a === "backing"))) {
     const given = opts.specific[key];
     const current = node.child(key)?.node ?? null;
-    if (given === undefined) {
-      if (key === "backing" && current && !node.isFilter) throw genericError(`backing is missing for '${node.nodeName}'`);
-      continue;
-    }
+    if (given === undefined) continue;
     if (given !== null && typeof given === "object") {
       // Inline options would open a new node: QEMU sees every inner option as changed.
       throw genericError(`Cannot change the option '${key}.driver'`);
     }
-    const target = given === null ? null : layer.lookupNode(given as string, given as string);
+    const target = given === null ? null : layer.lookupNode(undefined, given as string);
     if (target !== current) {
       if (target === null && key !== "backing") throw genericError(`Cannot change the option '${key}'`);
       children.set(key, target);
     }
   }
 
-  const mutable = new Set([...(MUTABLE_OPTIONS[node.driverName] ?? []), ...refs]);
-  const old = node.options.specific;
-  for (const key of Object.keys(old)) {
-    if (!mutable.has(key) && opts.specific[key] === undefined) {
-      throw genericError(`Option '${key}' cannot be reset to its default value`);
-    }
-  }
   for (const [key, value] of Object.entries(opts.specific)) {
     if (!mutable.has(key) && !sameValue(old[key], value)) throw genericError(`Cannot change the option '${key}'`);
   }

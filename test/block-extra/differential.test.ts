@@ -53,9 +53,13 @@ function expectSame(r: { ours: unknown[]; theirs: unknown[] }) {
   expect(r.ours).toEqual(r.theirs);
 }
 
-/** Image sizes depend on qcow2 allocation details that are not the subject here. */
-function withoutSizes(r: { ours: unknown[]; theirs: unknown[] }) {
-  const mask = (x: unknown[]) => JSON.parse(JSON.stringify(x).replace(/"(actual|virtual)-size":\d+/g, '"$1-size":0')) as unknown[];
+/** Image sizes and metadata offsets depend on qcow2 allocation details that are not the subject here. */
+function withoutSizes(r: { ours: unknown[]; theirs: unknown[] }, offsets = false) {
+  const mask = (x: unknown[]) => {
+    let t = JSON.stringify(x).replace(/"(actual|virtual)-size":\d+/g, '"$1-size":0');
+    if (offsets) t = t.replace(/"wr_highest_offset":\d+/g, '"wr_highest_offset":0');
+    return JSON.parse(t) as unknown[];
+  };
   return { ours: mask(r.ours), theirs: mask(r.theirs) };
 }
 
@@ -133,6 +137,32 @@ describe.skipIf(!hasQemuSystem)("block-extra against QEMU 7.2", { timeout: 120_0
       ["query-named-block-nodes", { flat: true }],
     ];
     expectSame(await both(steps, NODES()));
+  });
+
+  it("query-blockstats and blockdev-reopen over a backing chain opened by -drive", async () => {
+    sh(`qemu-img create -q -f qcow2 base.qcow2 1M && qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 top.qcow2 && cp top.qcow2 top2.qcow2`, d.dir);
+    const steps: Step[] = [
+      ["query-blockstats"],
+      ["query-blockstats", { "query-nodes": true }],
+      ["blockdev-reopen", { options: [{ driver: "qcow2", "node-name": "top", "read-only": true }] }],
+      ["blockdev-reopen", { options: [{ driver: "qcow2", "node-name": "top", file: "nope" }] }],
+      ["blockdev-reopen", { options: [{ driver: "qcow2", "node-name": "nb", file: "nf" }] }],
+      ["blockdev-reopen", { options: [{ driver: "qcow2", "node-name": "nb", file: "nf", "read-only": true }, { driver: "raw", "node-name": "nf", file: "x" }] }],
+      ["blockdev-reopen", { options: [{ driver: "qcow2", "node-name": "nb", file: "nf", "read-only": true }, { driver: "file", "node-name": "nf", filename: F("base.qcow2"), "read-only": true }] }],
+      ["query-named-block-nodes", { flat: true }],
+      ["hmp qemu-io nb \"write 0 512\""],
+      ["blockdev-reopen", { options: [{ driver: "file", "node-name": "nf", filename: F("base.qcow2") }, { driver: "qcow2", "node-name": "nb", file: "nf" }] }],
+      ["hmp qemu-io nb \"write 0 512\""],
+      ["query-blockstats", { "query-nodes": true }],
+      // An image that names a backing file needs "backing" even when opened without one.
+      ["blockdev-add", { driver: "qcow2", "node-name": "nb2", file: { driver: "file", filename: F("top2.qcow2") }, backing: null }],
+      ["blockdev-reopen", { options: [{ driver: "qcow2", "node-name": "nb2", file: "nope" }] }],
+      ["blockdev-reopen", { options: [{ driver: "qcow2", "node-name": "nb2", backing: null, file: "nope" }] }],
+    ];
+    expectSame(withoutSizes(await both(steps, {
+      blockdev: [`driver=file,node-name=nf,filename=${F("base.qcow2")}`, `driver=qcow2,node-name=nb,file=nf`],
+      drive: [`if=none,id=d0,file=${F("top.qcow2")},node-name=top,backing=nb`],
+    }), true));
   });
 
   it("x-blockdev-change without quorum: its errors", async () => {

@@ -30,13 +30,16 @@ function qmp(ctx: CommandContext, name: string, args: Record<string, unknown> = 
   return cmd.handler(args, ctx);
 }
 
-const usage = (cmd: string, problem: string) => `${cmd}: ${problem}\nTry "help ${cmd}" for more information\n`;
+/** QEMU's argument-parser complaint: the command's own name, then where to get help. */
+const usage = (name: string, problem: string, helpTopic = name) =>
+  `${name}: ${problem}\nTry "help ${helpTopic}" for more information\n`;
 
-/** An `info` command without arguments: anything after it is an error, as QEMU's argument parser says. */
+/** An `info` command without arguments: anything after it is an error. */
 function info(name: string, run: Run): HmpCommand {
   return {
     name: `info ${name}`,
-    run: (args, ctx) => (args.trim() ? usage(`info ${name}`, "extraneous characters at the end of line").replace(`info ${name}: `, `${name}: `) : reportingErrors(run)(args, ctx)),
+    run: (args, ctx) =>
+      args.trim() ? usage(name, "extraneous characters at the end of line", `info ${name}`) : reportingErrors(run)(args, ctx),
   };
 }
 
@@ -136,7 +139,7 @@ export const hmpCommands: HmpCommand[] = [
     name: "info qom-tree",
     run: (args, ctx) => {
       const w = words(args);
-      if (w.length > 1) return usage("qom-tree", "extraneous characters at the end of line").replace('help qom-tree"', 'help info qom-tree"');
+      if (w.length > 1) return usage("qom-tree", "extraneous characters at the end of line", "info qom-tree");
       const path = w[0] ?? "/machine";
       let o: QomObject;
       try {

@@ -4,8 +4,9 @@
  *
  * Device-level counters (BlockAcctStats) only move for guest devices'
  * requests, which QEMU's -M none never makes: qemu-io, NBD exports and block
- * jobs do not account. So they stay zero, with the backend's default
- * account_invalid/account_failed (true); a node's own counters are zero too
+ * jobs do not account. Here only x-qmpemu-guest-io (our stand-in for a guest
+ * device) does; otherwise they stay zero, with the backend's default
+ * account_invalid/account_failed (true). A node's own counters are zero too
  * except wr_highest_offset and file-posix's discard statistics.
  */
 import { BlockBackend } from "./backend.ts";
@@ -14,29 +15,73 @@ import type { BlockNode } from "./node.ts";
 
 type Json = Record<string, unknown>;
 
-/** BlockDeviceStats with every counter zero. */
-function deviceStats(accounting: boolean, wrHighestOffset: number): Json {
-  return {
-    rd_bytes: 0,
-    wr_bytes: 0,
-    unmap_bytes: 0,
-    rd_operations: 0,
-    wr_operations: 0,
-    flush_operations: 0,
-    unmap_operations: 0,
-    rd_total_time_ns: 0,
-    wr_total_time_ns: 0,
-    flush_total_time_ns: 0,
-    unmap_total_time_ns: 0,
+type AcctKind = "rd" | "wr" | "flush" | "unmap";
+
+/** BlockAcctStats of one backend: what its guest's requests did. */
+interface AcctStats {
+  bytes: Record<AcctKind, number>;
+  ops: Record<AcctKind, number>;
+  failed: Record<AcctKind, number>;
+  totalNs: Record<AcctKind, number>;
+  /** Clock time of the last accounted request; undefined until there is one. */
+  lastAccessNs?: number;
+}
+
+const zero = (): Record<AcctKind, number> => ({ rd: 0, wr: 0, flush: 0, unmap: 0 });
+const acctOf = new WeakMap<BlockBackend, AcctStats>();
+
+/** x-qmpemu-guest-io ops as the block_acct type a guest device would use. */
+const ACCT_KIND: Record<string, AcctKind> = { read: "rd", write: "wr", zero: "wr", discard: "unmap", flush: "flush" };
+
+/**
+ * Accounts one guest request on a named backend (block_acct_done/failed).
+ * Only guest-device I/O counts: qemu-io, NBD clients and jobs do not.
+ */
+export function accountGuestIo(blk: BlockBackend, op: string, bytes: number, ok: boolean, startNs: number, endNs: number): void {
+  const kind = ACCT_KIND[op];
+  if (!kind || !blk.name) return;
+  let a = acctOf.get(blk);
+  if (!a) acctOf.set(blk, (a = { bytes: zero(), ops: zero(), failed: zero(), totalNs: zero() }));
+  if (ok) {
+    a.bytes[kind] += bytes;
+    a.ops[kind]++;
+    a.totalNs[kind] += endNs - startNs;
+  } else {
+    a.failed[kind]++;
+  }
+  a.lastAccessNs = endNs;
+}
+
+/** BlockDeviceStats: the backend's accounting (all zero for nodes and idle backends). */
+function deviceStats(accounting: boolean, wrHighestOffset: number, acct?: AcctStats, nowNs = 0): Json {
+  const b = acct?.bytes ?? zero();
+  const o = acct?.ops ?? zero();
+  const f = acct?.failed ?? zero();
+  const t = acct?.totalNs ?? zero();
+  const out: Json = {
+    rd_bytes: b.rd,
+    wr_bytes: b.wr,
+    unmap_bytes: b.unmap,
+    rd_operations: o.rd,
+    wr_operations: o.wr,
+    flush_operations: o.flush,
+    unmap_operations: o.unmap,
+    rd_total_time_ns: t.rd,
+    wr_total_time_ns: t.wr,
+    flush_total_time_ns: t.flush,
+    unmap_total_time_ns: t.unmap,
     wr_highest_offset: wrHighestOffset,
     rd_merged: 0,
     wr_merged: 0,
     unmap_merged: 0,
-    // idle_time_ns is left out: nothing was ever accounted.
-    failed_rd_operations: 0,
-    failed_wr_operations: 0,
-    failed_flush_operations: 0,
-    failed_unmap_operations: 0,
+  };
+  // idle_time_ns only once something was accounted.
+  if (acct?.lastAccessNs !== undefined) out.idle_time_ns = Math.max(0, nowNs - acct.lastAccessNs);
+  Object.assign(out, {
+    failed_rd_operations: f.rd,
+    failed_wr_operations: f.wr,
+    failed_flush_operations: f.flush,
+    failed_unmap_operations: f.unmap,
     invalid_rd_operations: 0,
     invalid_wr_operations: 0,
     invalid_flush_operations: 0,
@@ -44,7 +89,8 @@ function deviceStats(accounting: boolean, wrHighestOffset: number): Json {
     account_invalid: accounting,
     account_failed: accounting,
     timed_stats: [],
-  };
+  });
+  return out;
 }
 
 /** Drivers with BlockStatsSpecific (file-posix's discard counters). */
@@ -74,17 +120,18 @@ function nodeStats(start: BlockNode, blkLevel: boolean): Json {
   return out;
 }
 
-function backendStats(blk: BlockBackend): Json {
+function backendStats(blk: BlockBackend, nowNs: number): Json {
   const node = blk.node;
   const out: Json = node ? nodeStats(node, true) : {};
   out.device = blk.name;
   if (blk.attachedDevice) out.qdev = blk.attachedDevice;
   // The backend's own accounting replaces the root node's counters.
-  out.stats = deviceStats(true, node?.ioStats.wrHighestOffset ?? 0);
+  out.stats = deviceStats(true, node?.ioStats.wrHighestOffset ?? 0, acctOf.get(blk), nowNs);
   return out;
 }
 
 export function queryBlockstats(layer: BlockLayer, queryNodes: boolean): Json[] {
   if (queryNodes) return layer.nodes.map((n) => nodeStats(n, false));
-  return layer.backends.filter((b) => b.name || b.attachedDevice).map(backendStats);
+  const now = layer.deps.clock.nowNs();
+  return layer.backends.filter((b) => b.name || b.attachedDevice).map((b) => backendStats(b, now));
 }

@@ -17,6 +17,7 @@ import {
   bitmapAdd, bitmapClear, bitmapDisable, bitmapEnable, bitmapMerge, bitmapRemove, bitmapSha256, type BitmapRef,
 } from "../block/bitmap-ops.ts";
 import { blockResize, externalSnapshot } from "../block/snapshot.ts";
+import { accountGuestIo } from "../block/stats.ts";
 import { hmpQemuIo, parseQemuIoHmpArgs } from "../block/qemu-io.ts";
 import { drainedSection } from "../block/jobs/mirror-port.ts";
 import {
@@ -266,6 +267,12 @@ export const commands: CommandDef[] = [
         : openIoTarget(layer, a.node!);
       const offset = a.offset ?? 0;
       const length = a.length ?? 0;
+      const started = emu.clock.nowNs();
+      // A named backend accounts the request like a guest device's (query-blockstats).
+      const account = <R extends { bytes: number; error?: string }>(r: R): R => {
+        if (a.device !== undefined) accountGuestIo(t.blk, a.op, r.bytes, r.error === undefined, started, emu.clock.nowNs());
+        return r;
+      };
       try {
         if (a.op !== "read" && a.op !== "flush") ensurePerm(layer, t, WRITE_PERM);
         try {
@@ -275,25 +282,25 @@ export const commands: CommandDef[] = [
               await guestRead(t, buf, offset);
               if (a.pattern !== undefined) {
                 const bad = buf.findIndex((b) => b !== a.pattern);
-                if (bad >= 0) return { bytes: length, ok: false, mismatch: { offset: offset + bad, found: buf[bad] } };
+                if (bad >= 0) return account({ bytes: length, ok: false, mismatch: { offset: offset + bad, found: buf[bad] } });
               }
-              return { bytes: length, ok: true };
+              return account({ bytes: length, ok: true });
             }
             case "write":
               await guestWrite(t, new Uint8Array(length).fill(a.pattern ?? 0xcd), offset);
-              return { bytes: length, ok: true };
+              return account({ bytes: length, ok: true });
             case "zero":
               await guestWriteZeroes(t, offset, length, false);
-              return { bytes: length, ok: true };
+              return account({ bytes: length, ok: true });
             case "discard":
               await guestDiscard(t, offset, length);
-              return { bytes: length, ok: true };
+              return account({ bytes: length, ok: true });
             case "flush":
               await guestFlush(t);
-              return { bytes: 0, ok: true };
+              return account({ bytes: 0, ok: true });
           }
         } catch (e) {
-          return { bytes: 0, ok: false, error: errorText(e) };
+          return account({ bytes: 0, ok: false, error: errorText(e) });
         }
       } finally {
         await t.release();

@@ -32,15 +32,31 @@ function nonNegative(name: string) {
 
 let nextThreadId = 1;
 
-function eventLoopProps(s: { "thread-pool-min": { value: number }; "thread-pool-max": { value: number }; "aio-max-batch": { value: number } }) {
+type EventLoopSettings = Record<"thread-pool-min" | "thread-pool-max" | "aio-max-batch", { value: number }>;
+
+const poolIsValid = (min: number, max: number) => !(min > max || min < 0 || max <= 0);
+
+/** event-loop-base's settings from object-add's arguments, checked as QEMU completes the object. */
+function eventLoopSettings(args: Record<string, unknown>): EventLoopSettings {
+  const num = (k: string, d: number) => ({ value: (args[k] as number | undefined) ?? d });
+  const s = { "thread-pool-min": num("thread-pool-min", 0), "thread-pool-max": num("thread-pool-max", 64), "aio-max-batch": num("aio-max-batch", 0) };
+  nonNegative("aio-max-batch")(s["aio-max-batch"].value);
+  if (!poolIsValid(s["thread-pool-min"].value, s["thread-pool-max"].value)) {
+    throw completeError("bad thread-pool-min/thread-pool-max values");
+  }
+  return s;
+}
+
+/** event-loop-base's properties, in qom-list order. */
+function eventLoopProps(s: EventLoopSettings): QomProperty[] {
   const poolCheck = (min: number, max: number) => {
-    if (min > max || min < 0 || max <= 0) throw genericError("bad thread-pool-min/thread-pool-max values");
+    if (!poolIsValid(min, max)) throw genericError("bad thread-pool-min/thread-pool-max values");
   };
-  return {
-    min: field("thread-pool-min", "int", s["thread-pool-min"], { check: (v) => poolCheck(v, s["thread-pool-max"].value) }),
-    batch: field("aio-max-batch", "int", s["aio-max-batch"], { check: nonNegative("aio-max-batch") }),
-    max: field("thread-pool-max", "int", s["thread-pool-max"], { check: (v) => poolCheck(s["thread-pool-min"].value, v) }),
-  };
+  return [
+    field("thread-pool-min", "int", s["thread-pool-min"], { check: (v) => poolCheck(v, s["thread-pool-max"].value) }),
+    field("aio-max-batch", "int", s["aio-max-batch"], { check: nonNegative("aio-max-batch") }),
+    field("thread-pool-max", "int", s["thread-pool-max"], { check: (v) => poolCheck(s["thread-pool-min"].value, v) }),
+  ];
 }
 
 const iothread: UserType = {
@@ -48,27 +64,12 @@ const iothread: UserType = {
   parent: "event-loop-base",
   create(args) {
     const num = (k: string, d: number) => ({ value: (args[k] as number | undefined) ?? d });
-    const s = {
-      "thread-pool-min": num("thread-pool-min", 0),
-      "thread-pool-max": num("thread-pool-max", 64),
-      "aio-max-batch": num("aio-max-batch", 0),
-      "poll-max-ns": num("poll-max-ns", 32768),
-      "poll-grow": num("poll-grow", 0),
-      "poll-shrink": num("poll-shrink", 0),
-    };
-    for (const k of ["aio-max-batch", "poll-max-ns", "poll-grow", "poll-shrink"] as const) nonNegative(k)(s[k].value);
-    if (
-      s["thread-pool-min"].value > s["thread-pool-max"].value ||
-      s["thread-pool-min"].value < 0 ||
-      s["thread-pool-max"].value <= 0
-    ) {
-      throw completeError("bad thread-pool-min/thread-pool-max values");
-    }
-    const loop = eventLoopProps(s);
+    const poll = { "poll-max-ns": num("poll-max-ns", 32768), "poll-grow": num("poll-grow", 0), "poll-shrink": num("poll-shrink", 0) };
+    // Property setters run first (range errors), then completion (the pool check).
+    for (const k of ["poll-max-ns", "poll-grow", "poll-shrink"] as const) nonNegative(k)(poll[k].value);
+    const s = { ...eventLoopSettings(args), ...poll };
     const props = [
-      loop.min,
-      loop.batch,
-      loop.max,
+      ...eventLoopProps(s),
       ...(["poll-max-ns", "poll-grow", "poll-shrink"] as const).map((k) => field(k, "int", s[k], { check: nonNegative(k) })),
     ];
     return new UserObject("iothread", props, { values: s, threadId: process.pid + nextThreadId++ });
@@ -184,16 +185,10 @@ const mainLoop: UserType = {
   name: "main-loop",
   parent: "event-loop-base",
   create(args, _id, siblings = []) {
-    const num = (k: string, d: number) => ({ value: (args[k] as number | undefined) ?? d });
-    const s = { "thread-pool-min": num("thread-pool-min", 0), "thread-pool-max": num("thread-pool-max", 64), "aio-max-batch": num("aio-max-batch", 0) };
-    nonNegative("aio-max-batch")(s["aio-max-batch"].value);
-    if (s["thread-pool-min"].value > s["thread-pool-max"].value || s["thread-pool-min"].value < 0 || s["thread-pool-max"].value <= 0) {
-      throw completeError("bad thread-pool-min/thread-pool-max values");
-    }
+    const s = eventLoopSettings(args);
     // Checked when the object completes, after its properties were set.
     for (const o of siblings) if (o.typename === "main-loop") throw completeError("only one main-loop instance allowed");
-    const loop = eventLoopProps(s);
-    return new UserObject("main-loop", [loop.min, loop.batch, loop.max], {}, false);
+    return new UserObject("main-loop", eventLoopProps(s), {}, false);
   },
 };
 

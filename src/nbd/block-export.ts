@@ -40,7 +40,6 @@ export class BlockExport implements NbdExport {
     readonly blk: BlockBackend,
     readonly edge: BdrvChild,
   ) {
-    this.blk.root = edge;
     // QEMU fixes the export size when the export is created.
     this.fixedSize = edge.node.size();
   }
@@ -160,6 +159,9 @@ export class BlockExports {
     checkNewUser(node, perm);
     const blk = new BlockBackend("");
     const edge = this.layer.attachUser(blk, node, "root", perm, PERM_ALL & ~Perm.RESIZE);
+    blk.root = edge;
+    // Unnamed, so only the graph dump shows it (QEMU lists every BlockBackend there).
+    this.layer.backends.push(blk);
     const exp = new BlockExport(o.id, name, o.description, o.writable, o.writethrough, blk, edge);
     this.exports.unshift(exp);
     this.server.exports.set(name, exp);
@@ -184,6 +186,8 @@ export class BlockExports {
     const i = this.exports.indexOf(exp);
     if (i < 0) return;
     this.exports.splice(i, 1);
+    const bi = this.layer.backends.indexOf(exp.blk);
+    if (bi >= 0) this.layer.backends.splice(bi, 1);
     await this.layer.detachUser(exp.edge);
     this.events.emit("BLOCK_EXPORT_DELETED", { id: exp.id });
   }

@@ -452,9 +452,19 @@ export class NbdServer {
     return a && typeof a === "object" ? a.port : undefined;
   }
 
+  /**
+   * At max-connections QEMU stops accepting: later clients wait (in the
+   * backlog) without a greeting until a slot frees. Held sockets do the same.
+   */
+  private readonly waiting: net.Socket[] = [];
+
   private accept(sock: net.Socket): void {
     if (this.opts.maxConnections > 0 && this.connections.size >= this.opts.maxConnections) {
-      sock.destroy();
+      this.waiting.push(sock);
+      sock.once("close", () => {
+        const i = this.waiting.indexOf(sock);
+        if (i >= 0) this.waiting.splice(i, 1);
+      });
       return;
     }
     sock.setNoDelay(true);
@@ -463,6 +473,8 @@ export class NbdServer {
     void c.run().finally(() => {
       this.connections.delete(c);
       this.opts.onConnectionClosed?.(c.exp);
+      const next = this.waiting.shift();
+      if (next && this.listener) this.accept(next);
     });
   }
 
@@ -491,6 +503,7 @@ export class NbdServer {
     const srv = this.listener;
     this.listener = null;
     for (const c of this.connections) c.close();
+    for (const w of this.waiting.splice(0)) w.destroy();
     if (srv) await new Promise<void>((r) => srv.close(() => r()));
     if (this.unixPath) {
       try {

@@ -123,6 +123,28 @@ async function listExports(sock: string): Promise<string> {
   return (await run(`qemu-nbd --list -k ${sock}`)).out;
 }
 
+describe.skipIf(!hasQemuImg)("NBD max-connections", { timeout: 60_000 }, () => {
+  it("a client beyond the limit waits for a free slot instead of being refused", async () => {
+    const s = await emulator({ blockdevs: [keyval("driver=null-co,node-name=n0,size=1048576")] });
+    try {
+      const sock = d.file("max.sock");
+      expect(await s.q("nbd-server-start", { addr: { type: "unix", data: { path: sock } }, "max-connections": 1 })).toEqual({ return: {} });
+      await s.q("block-export-add", { type: "nbd", id: "e0", "node-name": "n0" });
+      const url = `nbd+unix:///n0?socket=${sock}`;
+      const first = run(`qemu-io -r -f raw -c "sleep 600" '${url}'`);
+      const ex = blockExports(s.emu);
+      for (let i = 0; i < 500 && !ex.clientCount(ex.find("e0")!); i++) await new Promise((r) => setTimeout(r, 10));
+      let firstDone = false;
+      void first.then(() => (firstDone = true));
+      const second = await run(`qemu-img info --output=json '${url}'`);
+      expect(second.code, second.out).toBe(0);
+      expect(firstDone).toBe(true);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
 describe.skipIf(!hasQemuNbd)("NBD handshake as QEMU 7.2 advertises it", { timeout: 60_000 }, () => {
   it("qemu-nbd --list: names, descriptions, sizes, flags, block sizes, meta contexts", async () => {
     const setup = async (s: { q(c: string, a?: Record<string, unknown>): Promise<unknown> }, sock: string) => {

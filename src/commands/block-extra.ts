@@ -5,6 +5,7 @@
  */
 import { genericError } from "../core/error.ts";
 import type { Emulator } from "../emulator.ts";
+import { extraState } from "../machine-extra/state.ts";
 import { queryBlockstats } from "../block/stats.ts";
 import { setWriteThreshold } from "../block/threshold.ts";
 import { blockdevReopen } from "../block/reopen.ts";
@@ -14,6 +15,11 @@ import { BLOCKDEV_DRIVERS, BlockdevOptions, BlockDirtyBitmapOrStr } from "./bloc
 import { defineCommand, defineEvent, type CommandDef, type EventDef } from "./command.ts";
 import type { HmpCommand } from "./hmp-command.ts";
 import { array, bool, enumOf, int, num, optional, str, struct, union } from "./qapi.ts";
+
+/** A user-created QOM object (object-add) by id. */
+function qomObject(emu: Emulator, id: string): { typename: string } | undefined {
+  return extraState(emu).qom.objects().children.get(id) as { typename: string } | undefined;
+}
 
 // ---- Per-emulator export state ------------------------------------------------
 
@@ -240,8 +246,14 @@ export const commands: CommandDef[] = [
     handler: async (a, { emu }) => {
       const ex = blockExports(emu);
       if (ex.running) throw genericError("NBD server already running");
-      // No TLS object can serve as NBD server credentials here.
-      if (a["tls-creds"] !== undefined) throw genericError(`No TLS credentials with id '${a["tls-creds"]}'`);
+      const creds = a["tls-creds"];
+      if (creds !== undefined) {
+        const obj = qomObject(emu, creds);
+        if (!obj) throw genericError(`No TLS credentials with id '${creds}'`);
+        if (!obj.typename.startsWith("tls-creds-")) throw genericError(`Object with id '${creds}' is not TLS credentials`);
+        // TLS itself is not implemented: the server would refuse every client QEMU would accept.
+        throw genericError("Expected TLS credentials for a server endpoint");
+      }
       const addr = nbdAddress(a.addr as { type: string; data: Record<string, unknown> });
       await ex.startServer(addr, Number(a["max-connections"] ?? 0));
       return {};
@@ -264,12 +276,13 @@ export const commands: CommandDef[] = [
       writable: optional(bool()),
       bitmap: optional(str()),
     }),
-    handler: (a, { emu }) => {
+    handler: async (a, { emu }) => {
       const ex = blockExports(emu);
       if (!ex.running) throw genericError("NBD server not running");
       const node = emu.block.lookupNode(a.device, a.device);
       // nbd-server-add quietly exports a read-only node read-only.
-      ex.add({
+      await ex.add({
+        type: "nbd",
         id: a.name ?? a.device,
         nodeName: node.nodeName,
         name: a.name ?? a.device,
@@ -296,11 +309,22 @@ export const commands: CommandDef[] = [
   defineCommand({
     name: "block-export-add",
     args: BlockExportOptions,
-    handler: (a, { emu }) => {
+    handler: async (a, { emu }) => {
       const ex = blockExports(emu);
-      if (a.type !== "nbd") throw genericError(`Block export type '${a.type}' is not supported`);
-      const o = a as typeof a & { name?: string; description?: string; bitmaps?: (string | { node: string; name: string })[] };
-      ex.add({
+      const o = a as typeof a & {
+        name?: string;
+        description?: string;
+        bitmaps?: (string | { node: string; name: string })[];
+        mountpoint?: string;
+        addr?: { type: string; path?: string };
+      };
+      if (o.iothread !== undefined && qomObject(emu, o.iothread)?.typename !== "iothread") {
+        throw genericError(`iothread "${o.iothread}" not found`);
+      }
+      await ex.add({
+        type: o.type,
+        mountpoint: o.mountpoint,
+        socketPath: o.addr?.type === "unix" ? o.addr.path : undefined,
         id: o.id,
         nodeName: o["node-name"],
         name: o.name,

@@ -1,11 +1,12 @@
 /**
  * Block exports (QEMU's block/export layer) for the NBD server: each export
  * is an unnamed BlockBackend on a node, holding consistent-read (and write
- * when writable) and sharing everything but resize, served by NbdServer
+ * when writable) and sharing everything but resize (NBD), served by NbdServer
  * under its export name. Deleting an export drops it from the server at
  * once; BLOCK_EXPORT_DELETED goes out when its last client has gone.
  */
 import * as fs from "node:fs";
+import * as net from "node:net";
 import * as path from "node:path";
 import { genericError } from "../core/error.ts";
 import type { EventSink } from "../core/events.ts";
@@ -17,7 +18,11 @@ import { NbdServer, type NbdAddress, type NbdExport } from "./server.ts";
 /** NBD_MAX_STRING_SIZE. */
 const MAX_STRING = 4096;
 
+/** BlockExportType. Only nbd is served; fuse and vhost-user-blk exports are held (listed, deletable) but inert. */
+export type ExportType = "nbd" | "vhost-user-blk" | "fuse" | "vduse-blk";
+
 export interface ExportOptions {
+  type: ExportType;
   id: string;
   nodeName: string;
   writable: boolean;
@@ -25,13 +30,21 @@ export interface ExportOptions {
   name?: string;
   description?: string;
   bitmaps?: readonly (string | { node: string; name: string })[];
+  /** fuse */
+  mountpoint?: string;
+  /** vhost-user-blk on a unix socket */
+  socketPath?: string;
 }
 
 export class BlockExport implements NbdExport {
   shuttingDown = false;
   private readonly fixedSize: number;
 
+  /** Released when the export goes (the vhost-user socket). */
+  onDelete?: () => Promise<void>;
+
   constructor(
+    readonly type: ExportType,
     readonly id: string,
     readonly name: string,
     readonly description: string | undefined,
@@ -121,7 +134,8 @@ export class BlockExports {
 
   async stopServer(): Promise<void> {
     if (!this.server) throw genericError("NBD server not running");
-    for (const exp of [...this.exports]) await this.remove(exp, "hard");
+    // Oldest first, as QEMU's deletions complete.
+    for (const exp of [...this.exports].reverse()) if (exp.type === "nbd") await this.remove(exp, "hard");
     const s = this.server;
     this.server = null;
     await s.close();
@@ -136,11 +150,31 @@ export class BlockExports {
     return this.exports.find((e) => e.id === id);
   }
 
-  add(o: ExportOptions): BlockExport {
+  async add(o: ExportOptions): Promise<BlockExport> {
     if (!isWellFormedId(o.id)) throw genericError("Invalid block export id");
     if (this.find(o.id)) throw genericError(`Block export id '${o.id}' is already in use`);
     const node = this.layer.lookupNode(undefined, o.nodeName);
     if (o.writable && node.readOnly) throw genericError("Cannot export read-only node as writable");
+    if (o.type === "nbd") this.checkNbd(o, node);
+    else await EXPORT_CREATE_CHECKS[o.type](o);
+    const name = o.name ?? o.nodeName;
+    const perm = Perm.CONSISTENT_READ | (o.writable ? Perm.WRITE : 0);
+    checkNewUser(node, perm);
+    const blk = new BlockBackend("");
+    // NBD fixes the export size, so it forbids resizing; the other types share everything.
+    const shared = o.type === "nbd" ? PERM_ALL & ~Perm.RESIZE : PERM_ALL;
+    const edge = this.layer.attachUser(blk, node, "root", perm, shared);
+    blk.root = edge;
+    // Unnamed, so only the graph dump shows it (QEMU lists every BlockBackend there).
+    this.layer.backends.push(blk);
+    const exp = new BlockExport(o.type, o.id, name, o.description, o.writable, o.writethrough, blk, edge);
+    this.exports.unshift(exp);
+    if (o.type === "nbd") this.server!.exports.set(name, exp);
+    if (o.type === "vhost-user-blk" && o.socketPath) exp.onDelete = await holdUnixSocket(o.socketPath);
+    return exp;
+  }
+
+  private checkNbd(o: ExportOptions, node: BlockNode): void {
     if (!this.server) throw genericError("NBD server not running");
     const name = o.name ?? o.nodeName;
     if (name.length > MAX_STRING) throw genericError(`export name '${name}' too long`);
@@ -155,17 +189,6 @@ export class BlockExports {
       }
       if (!found) throw genericError(`Bitmap '${bitmapName}' is not found`);
     }
-    const perm = Perm.CONSISTENT_READ | (o.writable ? Perm.WRITE : 0);
-    checkNewUser(node, perm);
-    const blk = new BlockBackend("");
-    const edge = this.layer.attachUser(blk, node, "root", perm, PERM_ALL & ~Perm.RESIZE);
-    blk.root = edge;
-    // Unnamed, so only the graph dump shows it (QEMU lists every BlockBackend there).
-    this.layer.backends.push(blk);
-    const exp = new BlockExport(o.id, name, o.description, o.writable, o.writethrough, blk, edge);
-    this.exports.unshift(exp);
-    this.server.exports.set(name, exp);
-    return exp;
   }
 
   /** block-export-del / nbd-server-remove. */
@@ -189,6 +212,7 @@ export class BlockExports {
     const bi = this.layer.backends.indexOf(exp.blk);
     if (bi >= 0) this.layer.backends.splice(bi, 1);
     await this.layer.detachUser(exp.edge);
+    await exp.onDelete?.();
     this.events.emit("BLOCK_EXPORT_DELETED", { id: exp.id });
   }
 
@@ -198,7 +222,7 @@ export class BlockExports {
 
   /** Emulator shutdown: every export goes (with its event, as QEMU's quit shows), then the listener. */
   async close(): Promise<void> {
-    for (const exp of [...this.exports]) {
+    for (const exp of [...this.exports].reverse()) {
       exp.shuttingDown = true;
       this.server?.exports.delete(exp.name);
       await this.server?.disconnect(exp);
@@ -212,7 +236,7 @@ export class BlockExports {
   query(): Record<string, unknown>[] {
     return this.exports.map((e) => ({
       id: e.id,
-      type: "nbd",
+      type: e.type,
       "node-name": e.edge.node.nodeName,
       "shutting-down": e.shuttingDown,
     }));
@@ -250,4 +274,33 @@ function listenError(addr: NbdAddress, e: unknown): Error {
     return genericError(`address resolution failed for ${addr.host}:${addr.port}: Name or service not known`);
   }
   return genericError(`Failed to find an available port: ${text[code ?? ""] ?? String(e)}`);
+}
+
+/** Checks QEMU makes when creating the export types we hold but do not serve. */
+const EXPORT_CREATE_CHECKS: Record<Exclude<ExportType, "nbd">, (o: ExportOptions) => Promise<void> | void> = {
+  fuse: (o) => {
+    try {
+      fs.statSync(o.mountpoint!);
+    } catch (e) {
+      const text = (e as { code?: string }).code === "EACCES" ? "Permission denied" : "No such file or directory";
+      throw genericError(`Failed to stat '${o.mountpoint}': ${text}`);
+    }
+  },
+  "vhost-user-blk": () => {},
+  "vduse-blk": () => {
+    process.stderr.write("Failed to open /dev/vduse/control: No such file or directory\n");
+    throw genericError("failed to create vduse device");
+  },
+};
+
+/** vhost-user-blk listens on its socket; clients get no protocol from us, but the path exists. */
+async function holdUnixSocket(socketPath: string): Promise<() => Promise<void>> {
+  const srv = net.createServer((c) => c.destroy());
+  await new Promise<void>((resolve, reject) => {
+    srv.once("error", reject);
+    srv.listen(socketPath, () => resolve());
+  }).catch((e) => {
+    throw genericError(`Failed to bind socket to ${socketPath}: ${(e as { code?: string }).code === "EADDRINUSE" ? "Address already in use" : "No such file or directory"}`);
+  });
+  return () => new Promise<void>((r) => srv.close(() => r()));
 }

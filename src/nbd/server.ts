@@ -351,7 +351,10 @@ export class NbdConnection {
     const writes = type === Cmd.WRITE || type === Cmd.TRIM || type === Cmd.WRITE_ZEROES;
     if (writes && !exp.writable) return fail(Errno.EPERM);
     const ranged = type !== Cmd.FLUSH;
-    if (ranged && (offset + length > exp.size() || offset < 0)) return fail(Errno.EINVAL);
+    // Past the end: writes report no space, everything else an invalid request.
+    if (ranged && (offset > exp.size() || length > exp.size() - offset)) {
+      return fail(type === Cmd.WRITE || type === Cmd.WRITE_ZEROES ? Errno.ENOSPC : Errno.EINVAL);
+    }
     if ((type === Cmd.READ || type === Cmd.CACHE) && length > MAX_REQUEST) return fail(Errno.EINVAL);
     try {
       switch (type) {

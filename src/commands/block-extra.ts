@@ -183,6 +183,51 @@ function nbdAddress(addr: { type: string; data: Record<string, unknown> }): NbdA
   }
 }
 
+async function nbdServerAdd(
+  emu: Emulator,
+  a: { device: string; name?: string; description?: string; writable?: boolean; bitmap?: string },
+): Promise<void> {
+  const ex = blockExports(emu);
+  if (!ex.running) throw genericError("NBD server not running");
+  const node = emu.block.lookupNode(a.device, a.device);
+  // nbd-server-add quietly exports a read-only node read-only.
+  await ex.add({
+    type: "nbd",
+    id: a.name ?? a.device,
+    nodeName: node.nodeName,
+    name: a.name ?? a.device,
+    description: a.description,
+    writable: (a.writable ?? false) && !node.readOnly,
+    writethrough: false,
+    bitmaps: a.bitmap !== undefined ? [a.bitmap] : undefined,
+  });
+}
+
+/** HMP's socket_parse for nbd_server_start: unix:PATH, or HOST:PORT. */
+function parseHmpAddress(text: string): NbdAddress {
+  if (text.startsWith("unix:")) return { type: "unix", path: text.slice(5) };
+  const m = /^(\[[^\]]*\]|[^:]*):(.+)$/.exec(text);
+  if (!m) throw genericError(`error parsing address '${text}'`);
+  return nbdAddress({ type: "inet", data: { host: m[1]!.replace(/^\[|\]$/g, ""), port: m[2]! } });
+}
+
+/** Runs an HMP command body; a QMP-style failure becomes HMP's "Error: ..." line. */
+async function hmpRun(fn: () => Promise<string | void> | string | void): Promise<string> {
+  try {
+    return (await fn()) ?? "";
+  } catch (e) {
+    const desc = (e as { desc?: string }).desc;
+    if (desc === undefined) throw e;
+    return `Error: ${desc}\n`;
+  }
+}
+
+/** Splits "-a -w rest" into flags and words. */
+function hmpWords(line: string): { flags: Set<string>; words: string[] } {
+  const all = line.trim().split(/\s+/).filter(Boolean);
+  return { flags: new Set(all.filter((w) => /^-[a-z]$/.test(w)).map((w) => w[1]!)), words: all.filter((w) => !/^-[a-z]$/.test(w)) };
+}
+
 // ---- Commands ---------------------------------------------------------------------
 
 export const events: EventDef[] = [
@@ -277,20 +322,7 @@ export const commands: CommandDef[] = [
       bitmap: optional(str()),
     }),
     handler: async (a, { emu }) => {
-      const ex = blockExports(emu);
-      if (!ex.running) throw genericError("NBD server not running");
-      const node = emu.block.lookupNode(a.device, a.device);
-      // nbd-server-add quietly exports a read-only node read-only.
-      await ex.add({
-        type: "nbd",
-        id: a.name ?? a.device,
-        nodeName: node.nodeName,
-        name: a.name ?? a.device,
-        description: a.description,
-        writable: (a.writable ?? false) && !node.readOnly,
-        writethrough: false,
-        bitmaps: a.bitmap !== undefined ? [a.bitmap] : undefined,
-      });
+      await nbdServerAdd(emu, a);
       return {};
     },
   }),
@@ -356,4 +388,58 @@ export const commands: CommandDef[] = [
   }),
 ];
 
-export const hmpCommands: HmpCommand[] = [];
+const HMP_STATS = [
+  "rd_bytes", "wr_bytes", "rd_operations", "wr_operations", "flush_operations", "wr_total_time_ns", "rd_total_time_ns",
+  "flush_total_time_ns", "rd_merged", "wr_merged", "idle_time_ns",
+] as const;
+
+export const hmpCommands: HmpCommand[] = [
+  {
+    name: "info blockstats",
+    run: (_line, { emu }) =>
+      queryBlockstats(emu.block, false)
+        .map((b) => {
+          const st = b.stats as Record<string, number>;
+          return `${b.device}: ${HMP_STATS.map((k) => `${k}=${st[k] ?? 0}`).join(" ")}\n`;
+        })
+        .join(""),
+  },
+  {
+    name: "nbd_server_start",
+    run: (line, { emu }) =>
+      hmpRun(async () => {
+        const { flags, words } = hmpWords(line);
+        const ex = blockExports(emu);
+        if (ex.running) throw genericError("NBD server already running");
+        await ex.startServer(parseHmpAddress(words[0] ?? ""), 0);
+        if (!flags.has("a")) return;
+        // -a: every named drive with a medium, under its own name (-w: writable).
+        for (const blk of emu.block.backends.filter((b) => b.name && b.node)) {
+          await nbdServerAdd(emu, { device: blk.name, writable: flags.has("w") });
+        }
+      }),
+  },
+  {
+    name: "nbd_server_add",
+    run: (line, { emu }) =>
+      hmpRun(async () => {
+        const { flags, words } = hmpWords(line);
+        await nbdServerAdd(emu, { device: words[0] ?? "", name: words[1], writable: flags.has("w") });
+      }),
+  },
+  {
+    name: "nbd_server_remove",
+    run: (line, { emu }) =>
+      hmpRun(async () => {
+        const { flags, words } = hmpWords(line);
+        const ex = blockExports(emu);
+        const exp = ex.find(words[0] ?? "");
+        if (!exp) throw genericError(`Export '${words[0] ?? ""}' is not found`);
+        await ex.remove(exp, flags.has("f") ? "hard" : "safe");
+      }),
+  },
+  {
+    name: "nbd_server_stop",
+    run: (_line, { emu }) => hmpRun(() => blockExports(emu).stopServer()),
+  },
+];

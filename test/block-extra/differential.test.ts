@@ -165,6 +165,31 @@ describe.skipIf(!hasQemuSystem)("block-extra against QEMU 7.2", { timeout: 120_0
     }), true));
   });
 
+  it("HMP: info blockstats and the nbd_server_* commands", async () => {
+    const steps: Step[] = [
+      ["hmp info blockstats"],
+      ["hmp nbd_server_stop"],
+      ["hmp nbd_server_add d0"],
+      ["hmp nbd_server_start bad"],
+      ["hmp nbd_server_start 127.0.0.1:0"],
+      ["hmp nbd_server_start 127.0.0.1:0"],
+      ["hmp nbd_server_add d0"],
+      ["hmp nbd_server_add -w n0 foo"],
+      ["hmp nbd_server_add nope"],
+      ["query-block-exports"],
+      ["hmp nbd_server_remove nope"],
+      ["hmp nbd_server_remove -f foo"],
+      ["hmp nbd_server_stop"],
+      ["hmp nbd_server_start -a -w 127.0.0.1:0"],
+      ["query-block-exports"],
+      ["hmp nbd_server_stop"],
+    ];
+    expectSame(await both(steps, {
+      blockdev: [`driver=null-co,node-name=n0,size=1048576`],
+      drive: [`if=none,id=d0,file=${F("r.raw")},format=raw`, `if=none,id=empty`],
+    }));
+  });
+
   it("x-blockdev-change without quorum: its errors", async () => {
     const steps: Step[] = [
       ["x-blockdev-change", { parent: "nope" }],

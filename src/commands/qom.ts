@@ -147,17 +147,21 @@ export const commands: CommandDef[] = [
       const kind = USER_TYPES.get(type);
       if (!kind) throw genericError(`qmpemu does not emulate objects of type '${type}'`);
       const objects = extraState(emu).qom.objects();
-      if (objects.children.has(id)) {
-        throw genericError(`attempt to add duplicate property '${id}' to object (type 'container')`);
-      }
+      // QEMU sets the properties, adds the object under /objects, then completes it:
+      // property errors come before a duplicate id, completion errors after.
+      const duplicate = () => genericError(`attempt to add duplicate property '${id}' to object (type 'container')`);
       let obj;
       try {
         obj = kind.create(args as Record<string, unknown>, id, objects.children.values());
       } catch (e) {
-        // QEMU adds the object under /objects before completing it and removes it when that fails.
-        if (failedWhenCompleting(e)) objects.noteTransientChild(id);
+        if (failedWhenCompleting(e)) {
+          if (objects.children.has(id)) throw duplicate();
+          // Added, then removed when completion failed: it leaves its trace in the hash table.
+          objects.noteTransientChild(id);
+        }
         throw e;
       }
+      if (objects.children.has(id)) throw duplicate();
       objects.addChild(id, obj);
     },
   }),

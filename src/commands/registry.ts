@@ -15,6 +15,7 @@ import * as blockJobs from "./block-jobs.ts";
 import * as blockJobsSync from "./block-jobs-sync.ts";
 import * as machineExtra from "./machine-extra.ts";
 import * as migration from "./migration.ts";
+import * as noDevices from "./no-devices.ts";
 import * as qom from "./qom.ts";
 
 export interface CommandModule {
@@ -25,7 +26,7 @@ export interface CommandModule {
 
 export const commandModules: readonly CommandModule[] = [control, machine, hmp, block, blockExtra, jobs, blockJobs, blockJobsSync,
   // After machine: qom's query-iothreads (objects from object-add) replaces machine's empty one.
-  machineExtra, migration, qom];
+  machineExtra, noDevices, migration, qom];
 
 export interface CommandTables {
   commands: Map<string, CommandDef>;

@@ -1,11 +1,12 @@
 /**
  * query-qmp-schema vs real QEMU 7.2 for every command and event of the
- * machine-extra, migration and QOM modules: the SchemaInfo entries must
+ * machine-extra, no-devices, migration and QOM modules: the SchemaInfo entries must
  * have the same structure once masked type names are resolved.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { commands as extraCommands, events as extraEvents } from "../../src/commands/machine-extra.ts";
 import { commands as migrationCommands } from "../../src/commands/migration.ts";
+import { commands as noDeviceCommands } from "../../src/commands/no-devices.ts";
 import { commands as qomCommands } from "../../src/commands/qom.ts";
 import { exchange, haveQemu, parseLine, startEmu, startQemu, type Peer } from "../protocol/harness.ts";
 
@@ -68,7 +69,7 @@ describe.skipIf(!haveQemu)("machine-extra / migration / QOM introspection vs rea
     await Promise.all([qemu?.stop(), emu?.stop()]);
   });
 
-  const names = [...extraCommands, ...migrationCommands, ...qomCommands].map((c) => c.name);
+  const names = [...extraCommands, ...noDeviceCommands, ...migrationCommands, ...qomCommands].map((c) => c.name);
   for (const name of names.filter((n) => !NARROWER.has(n))) {
     it(`command ${name}`, () => {
       expect(entity(ours, name)).toEqual(entity(theirs, name));

@@ -254,7 +254,7 @@ const CONVERSATIONS: Conversation[] = [
         "qom-set /machine phandle-start x", "qom-set /machine phandle-start 0x10", "qom-get /machine phandle-start",
         "qom-set -j /machine phandle-start 5", "qom-set -j /machine usb x", "qom-set -j /machine usb 1", "qom-set /machine kernel",
         "qom-set /objects/io0 poll-grow -1", "object_del", "object_del nope", "object_del s0", "qom-list /objects",
-        "system_reset", "system_powerdown",
+        "system_reset", "system_powerdown", "help qom-set", "help info qom-tree", "help info iothreads", "help object_del",
       ].map((line) => q("human-monitor-command", { "command-line": line })),
     ],
   },

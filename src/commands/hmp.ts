@@ -60,6 +60,12 @@ const HELP: Record<string, [string, string]> = {
   "qom-set": ["[-j] path property value", "set QOM property.\n\t\t\t-j: the value is specified in json format."],
   system_powerdown: ["", "send system power down event"],
   system_reset: ["", "reset the system"],
+  // Block statistics and the NBD server (./block-extra.ts); QEMU repeats the name in these args.
+  "info blockstats": ["", "show block device statistics"],
+  nbd_server_start: ["nbd_server_start [-a] [-w] host:port", "serve block devices on the given host and port"],
+  nbd_server_add: ["nbd_server_add [-w] device [name]", "export a block device via NBD"],
+  nbd_server_remove: ["nbd_server_remove [-f] name", "remove an export previously exposed via NBD"],
+  nbd_server_stop: ["nbd_server_stop", "stop serving block devices using the NBD protocol"],
 };
 
 const ALIASES: Record<string, string> = { c: "cont", q: "quit", "?": "help", s: "stop" };

@@ -168,6 +168,11 @@ describe.skipIf(!hasQemuSystem)("block-extra against QEMU 7.2", { timeout: 120_0
   it("HMP: info blockstats and the nbd_server_* commands", async () => {
     const steps: Step[] = [
       ["hmp info blockstats"],
+      ["hmp help nbd_server_start"],
+      ["hmp help nbd_server_add"],
+      ["hmp help nbd_server_remove"],
+      ["hmp help nbd_server_stop"],
+      ["hmp help info blockstats"],
       ["hmp nbd_server_stop"],
       ["hmp nbd_server_add d0"],
       ["hmp nbd_server_start bad"],

@@ -106,3 +106,41 @@ export function createCompressPool(threads = Math.min(2, Math.max(1, os.cpus().l
     },
   };
 }
+
+let shared: CompressPool | null = null;
+let inFlight = 0;
+let idleTimer: ReturnType<typeof setTimeout> | undefined;
+/** Idle workers are stopped: Bun keeps a process alive while eval'd workers exist, unref or not. */
+const IDLE_MS = 1000;
+
+/** One process-wide pool (2 threads at most), started on demand and stopped when idle. */
+export function sharedCompressPool(): CompressPool {
+  return {
+    get threads() {
+      return shared?.threads ?? 0;
+    },
+    async compress(clusters) {
+      clearTimeout(idleTimer);
+      shared ??= createCompressPool();
+      inFlight++;
+      try {
+        return await shared.compress(clusters);
+      } finally {
+        if (--inFlight === 0) {
+          idleTimer = setTimeout(() => {
+            const pool = shared;
+            shared = null;
+            void pool?.close();
+          }, IDLE_MS);
+          idleTimer.unref?.();
+        }
+      }
+    },
+    async close() {
+      clearTimeout(idleTimer);
+      const pool = shared;
+      shared = null;
+      await pool?.close();
+    },
+  };
+}

@@ -1,11 +1,16 @@
 /**
- * A ByteStore over a host file, with positional synchronous fs calls.
+ * A ByteStore over a host file, with positional fs calls.
  *
- * Sync calls inside async methods are deliberate: for a local file they are
- * much faster than the promise API (no thread-pool round trip) and keep the
- * ordering of writes obvious, which the qcow2 crash-safety order relies on.
+ * Small transfers use synchronous calls inside the async methods: for a local
+ * file they are much faster than a thread-pool round trip. Large transfers and
+ * fdatasync go to the thread pool instead, and after every MiB of synchronous
+ * I/O the event loop gets a turn: the monitor must stay able to read and answer
+ * an exec-oob command while a job or a long qemu-io command is copying.
+ * Every call is still awaited by its caller, so the qcow2 crash-safety order of
+ * writes is unchanged.
  */
 import * as fs from "node:fs";
+import { promisify } from "node:util";
 import type { ByteStore } from "./types.ts";
 import { fromFsError, ioError } from "./errors.ts";
 
@@ -20,6 +25,24 @@ export interface FileStoreOptions {
 /** Largest single read/write handed to the OS (Linux caps at ~2 GiB). */
 const MAX_IO = 1 << 30;
 const ZERO_CHUNK = new Uint8Array(1 << 20);
+/** Transfers above this size go to the thread pool rather than blocking the loop. */
+const SYNC_IO_MAX = 256 * 1024;
+/** Bytes of synchronous I/O (across all files) between two event-loop turns. */
+const YIELD_EVERY_BYTES = 1 << 20;
+
+const readAsync = promisify(fs.read);
+const writeAsync = promisify(fs.write);
+const fdatasyncAsync = promisify(fs.fdatasync);
+
+let syncBytesSinceYield = 0;
+
+/** Count synchronous I/O; resolve after an event-loop turn once a MiB has gone by. */
+function paceSyncIo(bytes: number): Promise<void> | undefined {
+  syncBytesSinceYield += bytes;
+  if (syncBytesSinceYield < YIELD_EVERY_BYTES) return undefined;
+  syncBytesSinceYield = 0;
+  return new Promise((resolve) => setImmediate(resolve));
+}
 
 export class FileStore implements ByteStore {
   private closed = false;
@@ -77,7 +100,26 @@ export class FileStore implements ByteStore {
   }
 
   async pread(buf: Uint8Array, offset: number): Promise<void> {
-    this.readSync(buf, offset);
+    if (buf.length <= SYNC_IO_MAX) {
+      this.readSync(buf, offset);
+      await paceSyncIo(buf.length);
+      return;
+    }
+    let done = 0;
+    while (done < buf.length) {
+      const want = Math.min(buf.length - done, MAX_IO);
+      let n: number;
+      try {
+        n = (await readAsync(this.fd, buf, done, want, offset + done)).bytesRead;
+      } catch (e) {
+        throw fromFsError(e);
+      }
+      if (n === 0) {
+        buf.fill(0, done);
+        return;
+      }
+      done += n;
+    }
   }
 
   writeSync(data: Uint8Array, offset: number): void {
@@ -94,7 +136,21 @@ export class FileStore implements ByteStore {
   }
 
   async pwrite(data: Uint8Array, offset: number): Promise<void> {
-    this.writeSync(data, offset);
+    if (data.length <= SYNC_IO_MAX) {
+      this.writeSync(data, offset);
+      await paceSyncIo(data.length);
+      return;
+    }
+    if (this.readOnly) throw ioError("EPERM");
+    let done = 0;
+    while (done < data.length) {
+      const want = Math.min(data.length - done, MAX_IO);
+      try {
+        done += (await writeAsync(this.fd, data, done, want, offset + done)).bytesWritten;
+      } catch (e) {
+        throw fromFsError(e);
+      }
+    }
   }
 
   /**
@@ -132,7 +188,7 @@ export class FileStore implements ByteStore {
   async flush(): Promise<void> {
     if (this.readOnly || this.closed || this.noFlush) return;
     try {
-      fs.fdatasyncSync(this.fd);
+      await fdatasyncAsync(this.fd);
     } catch (e) {
       throw fromFsError(e);
     }

@@ -6,4 +6,4 @@ export { ImageIoError, ioError, formatError, isImageIoError, ERRNO_TEXT, type Er
 export * from "./qcow2/index.ts";
 export { zlibCodec, fflateCodec, bunCodec, DEFLATE_CODEC, INFLATE_CODEC, compressCluster, type ClusterCodec } from "./codec.ts";
 export { probeFormat, openImageChain, resolveBackingName, type ImageFormat, type ImageChain, type ChainLayer, type ChainOptions } from "./chain.ts";
-export { createCompressPool, type CompressPool } from "./compress-pool.ts";
+export { createCompressPool, sharedCompressPool, type CompressPool } from "./compress-pool.ts";

@@ -16,6 +16,7 @@
 import type { ByteStore, DiskImage, DiskReader, Extent } from "../types.ts";
 import { ioError } from "../errors.ts";
 import { DEFLATE_CODEC, INFLATE_CODEC, compressCluster, type ClusterCodec } from "../codec.ts";
+import { sharedCompressPool } from "../compress-pool.ts";
 import { AsyncLock } from "./lock.ts";
 import { CachedTable, TableCache } from "./table-cache.ts";
 import { Refcounts } from "./refcounts.ts";
@@ -49,8 +50,12 @@ export interface Qcow2OpenOptions {
   metadataCache?: "writethrough" | "deferred" | "writeback";
   /** Called when metadata is found inconsistent at runtime (QEMU: BLOCK_IMAGE_CORRUPTED). */
   onCorruption?: (info: CorruptionInfo) => void;
-  /** Compress with a worker pool (see compress-pool.ts); inline when absent. */
-  compressor?: (clusters: Uint8Array[]) => Promise<Array<Uint8Array | null>>;
+  /**
+   * Compresses batches of clusters for writeCompressed. Default: inline for
+   * one or two clusters, the process-wide worker pool (compress-pool.ts) for
+   * bigger batches; null: always inline.
+   */
+  compressor?: ((clusters: Uint8Array[]) => Promise<Array<Uint8Array | null>>) | null;
 }
 
 export interface CorruptionInfo {
@@ -692,8 +697,14 @@ export class Qcow2Image implements DiskImage {
       }
     }
     // Compress outside the lock (possibly on worker threads).
-    const compressing = this.opts.compressor
-      ? this.opts.compressor(clusters)
+    const compressor =
+      this.opts.compressor !== undefined
+        ? this.opts.compressor
+        : clusters.length > 2
+          ? (c: Uint8Array[]) => sharedCompressPool().compress(c)
+          : null;
+    const compressing = compressor
+      ? compressor(clusters)
       : Promise.resolve(clusters.map((c) => compressCluster(c, this.deflateCodec)));
     return compressing.then((streams) =>
       this.lock.run(async () => {

@@ -1,10 +1,10 @@
 /**
  * A ByteStore over a host file, with positional fs calls.
  *
- * Small transfers use synchronous calls inside the async methods: for a local
- * file they are much faster than a thread-pool round trip. Large transfers and
- * fdatasync go to the thread pool instead, and after every MiB of synchronous
- * I/O the event loop gets a turn: the monitor must stay able to read and answer
+ * Transfers use synchronous calls inside the async methods: for a local file
+ * they are much faster than a thread-pool round trip. fdatasync goes to the
+ * thread pool instead, large transfers are cut into pieces, and after every MiB
+ * of synchronous I/O the event loop gets a turn: the monitor must stay able to read and answer
  * an exec-oob command while a job or a long qemu-io command is copying.
  * Every call is still awaited by its caller, so the qcow2 crash-safety order of
  * writes is unchanged.
@@ -25,13 +25,11 @@ export interface FileStoreOptions {
 /** Largest single read/write handed to the OS (Linux caps at ~2 GiB). */
 const MAX_IO = 1 << 30;
 const ZERO_CHUNK = new Uint8Array(1 << 20);
-/** Transfers above this size go to the thread pool rather than blocking the loop. */
-const SYNC_IO_MAX = 256 * 1024;
+/** Large transfers are cut into pieces of this size so the loop can turn between them. */
+const PACED_IO_CHUNK = 256 * 1024;
 /** Bytes of synchronous I/O (across all files) between two event-loop turns. */
 const YIELD_EVERY_BYTES = 1 << 20;
 
-const readAsync = promisify(fs.read);
-const writeAsync = promisify(fs.write);
 const fdatasyncAsync = promisify(fs.fdatasync);
 
 let syncBytesSinceYield = 0;
@@ -100,25 +98,10 @@ export class FileStore implements ByteStore {
   }
 
   async pread(buf: Uint8Array, offset: number): Promise<void> {
-    if (buf.length <= SYNC_IO_MAX) {
-      this.readSync(buf, offset);
-      await paceSyncIo(buf.length);
-      return;
-    }
-    let done = 0;
-    while (done < buf.length) {
-      const want = Math.min(buf.length - done, MAX_IO);
-      let n: number;
-      try {
-        n = (await readAsync(this.fd, buf, done, want, offset + done)).bytesRead;
-      } catch (e) {
-        throw fromFsError(e);
-      }
-      if (n === 0) {
-        buf.fill(0, done);
-        return;
-      }
-      done += n;
+    for (let done = 0; done < buf.length; done += PACED_IO_CHUNK) {
+      const piece = buf.subarray(done, Math.min(buf.length, done + PACED_IO_CHUNK));
+      this.readSync(piece, offset + done);
+      await paceSyncIo(piece.length);
     }
   }
 
@@ -136,20 +119,10 @@ export class FileStore implements ByteStore {
   }
 
   async pwrite(data: Uint8Array, offset: number): Promise<void> {
-    if (data.length <= SYNC_IO_MAX) {
-      this.writeSync(data, offset);
-      await paceSyncIo(data.length);
-      return;
-    }
-    if (this.readOnly) throw ioError("EPERM");
-    let done = 0;
-    while (done < data.length) {
-      const want = Math.min(data.length - done, MAX_IO);
-      try {
-        done += (await writeAsync(this.fd, data, done, want, offset + done)).bytesWritten;
-      } catch (e) {
-        throw fromFsError(e);
-      }
+    for (let done = 0; done < data.length; done += PACED_IO_CHUNK) {
+      const piece = data.subarray(done, Math.min(data.length, done + PACED_IO_CHUNK));
+      this.writeSync(piece, offset + done);
+      await paceSyncIo(piece.length);
     }
   }
 

@@ -73,9 +73,9 @@ function replayOnce(scenarios: string, golden: string, names: string[]): string[
 }
 
 /**
- * Which of two equal jobs reaches `waiting` first is a race in QEMU too (its
- * recording shows one outcome), so a scenario that fails is replayed once more
- * on its own before it counts as failed.
+ * Event orders between concurrently copying jobs are races in QEMU too (a
+ * recording shows one outcome; the scenarios avoid them where they can), so a
+ * scenario that fails is replayed once more on its own before it counts.
  */
 function replay(scenarios: string, golden: string, names: string[]): void {
   if (!names.length) return;

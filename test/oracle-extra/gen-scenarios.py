@@ -152,7 +152,7 @@ scen("x-txn-actions", [
         until=done("f")),
     cmd("query-named-block-nodes", {"flat": True}, record={"pick": ["node-name", "dirty-bitmaps"]}),
     cmd(TX, {"actions": [{"type": BB, "data": {"job-id": "g1", "device": "src", "target": "tgt", "sync": "full", "auto-finalize": False}},
-                         {"type": BB, "data": {"job-id": "g2", "device": "src", "target": "tgt2", "sync": "full", "auto-finalize": False}}],
+                         {"type": BB, "data": {"job-id": "g2", "device": "src", "target": "tgt2", "sync": "full", "auto-finalize": False, "speed": 4194304}}],
              "properties": {"completion-mode": "grouped"}},
         until=[{"event": "BLOCK_JOB_PENDING", "match": {"id": "g1"}}, {"event": "BLOCK_JOB_PENDING", "match": {"id": "g2"}}]),
     cmd("job-finalize", {"id": "g1"}, until=done("g1") + done("g2")),

@@ -340,3 +340,10 @@ export function deviceOrNodeName(node: BlockNode): string {
   }
   return node.nodeName;
 }
+
+/** bdrv_skip_filters: the node below any filters (what block status, allocation and image names refer to). */
+export function skipFilters(node: BlockNode): BlockNode {
+  let n = node;
+  while (n.isFilter && n.filtered) n = n.filtered.node;
+  return n;
+}

@@ -121,15 +121,29 @@ function pattern(flags: Map<string, string | true>, def: number, log: (s: string
   return v;
 }
 
+/**
+ * Large pattern writes go down in pieces with an event-loop turn between them:
+ * the monitor keeps answering exec-oob meanwhile (QEMU answers it from its
+ * monitor thread), and one small buffer serves a request of any size.
+ */
+const WRITE_PIECE = 4 << 20;
+
+async function writePattern(t: IoTarget, pat: number, offset: number, len: number): Promise<void> {
+  const piece = new Uint8Array(Math.min(len, WRITE_PIECE)).fill(pat);
+  for (let done = 0; done < len; done += piece.length) {
+    if (done) await new Promise<void>((resolve) => setImmediate(resolve));
+    await guestWrite(t, piece.subarray(0, Math.min(piece.length, len - done)), offset + done);
+  }
+}
+
 async function doWrite(t: IoTarget, flags: Map<string, string | true>, offset: number, len: number, log: (s: string) => void): Promise<void> {
   try {
     if (flags.has("z")) await guestWriteZeroes(t, offset, len, flags.has("u"));
     else {
       const pat = pattern(flags, 0xcd, log);
       if (pat === null) return;
-      const data = new Uint8Array(len).fill(pat);
-      if (flags.has("c")) await guestWriteCompressed(t, data, offset);
-      else await guestWrite(t, data, offset);
+      if (flags.has("c")) await guestWriteCompressed(t, new Uint8Array(len).fill(pat), offset);
+      else await writePattern(t, pat, offset, len);
     }
     if (!flags.has("q")) log(report("wrote", len, offset));
   } catch (e) {

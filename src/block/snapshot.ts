@@ -4,10 +4,8 @@
  * `transaction` can group it with other actions; the plain commands run
  * prepare then commit.
  */
-import { genericError, isQmpError } from "../core/error.ts";
-import { FileStore } from "../image/file-store.ts";
-import { createQcow2 } from "../image/qcow2/create.ts";
-import { createRaw } from "../image/raw.ts";
+import { genericError } from "../core/error.ts";
+import { createImageFile } from "./create-image.ts";
 import type { BlockLayer } from "./index.ts";
 import type { BlockNode } from "./node.ts";
 import { Perm, PERM_ALL } from "./perms.ts";
@@ -32,24 +30,8 @@ export type SnapshotAction =
 
 /** Writes an empty image of `format` at `filename` with `old` as its backing file. */
 async function createOverlayImage(filename: string, format: string, size: number, backing: BlockNode): Promise<void> {
-  let store: FileStore;
-  try {
-    store = FileStore.open(filename, { create: true });
-  } catch (e) {
-    throw genericError(`Could not create '${filename}': ${isQmpError(e) ? e.desc : String(e)}`);
-  }
-  try {
-    await store.truncate(0);
-    if (format === "qcow2") {
-      await createQcow2(store, { size, backingFile: backing.driver.filename(), backingFormat: backing.driverName });
-    } else if (format === "raw") {
-      await createRaw(store, { size });
-    } else {
-      throw genericError(`Unknown file format '${format}'`);
-    }
-  } finally {
-    await store.close();
-  }
+  if (format !== "qcow2" && format !== "raw") throw genericError(`Unknown file format '${format}'`);
+  await createImageFile(filename, format, size, backing);
 }
 
 /** external_snapshot_prepare: the overlay is in the graph when this resolves. */

@@ -11,6 +11,7 @@ import { COMMAND_LINE_OPTIONS, CPU_DEFINITIONS, CPU_EXPANSIONS, MACHINES } from 
 import { extraState, monitorChardevs } from "../machine-extra/state.ts";
 import { UserObject } from "../qom/user-types.ts";
 import { defineCommand, defineEvent, type CommandDef, type EventDef } from "./command.ts";
+import { CpuInstanceProperties } from "./machine.ts";
 import { failing } from "./no-devices.ts";
 import { any, array, bool, enumOf, int, optional, str, struct, union } from "./qapi.ts";
 
@@ -29,15 +30,6 @@ const CHARDEV_BACKENDS_WITH_MODULES = [
   "testdev", "pty", "wctablet", "serial", "file", "memory", "udp", "dbus", "parallel", "vc", "spiceport", "braille",
   "socket", "msmouse", "null", "qemu-vdagent", "pipe", "mux", "spicevmc", "ringbuf", "stdio",
 ];
-
-const CpuInstanceProperties = struct("CpuInstanceProperties", {
-  "node-id": optional(int()),
-  "socket-id": optional(int()),
-  "die-id": optional(int()),
-  "cluster-id": optional(int()),
-  "core-id": optional(int()),
-  "thread-id": optional(int()),
-});
 
 const DisplayGLMode = enumOf("DisplayGLMode", ["off", "on", "core", "es"]);
 

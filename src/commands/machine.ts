@@ -27,7 +27,7 @@ const SYS_EMU_TARGETS = [
 ] as const;
 const SysEmuTarget = enumOf("SysEmuTarget", SYS_EMU_TARGETS);
 
-const CpuInstanceProperties = struct("CpuInstanceProperties", {
+export const CpuInstanceProperties = struct("CpuInstanceProperties", {
   "node-id": optional(int()),
   "socket-id": optional(int()),
   "die-id": optional(int()),

@@ -6,12 +6,8 @@
 import type { BlockNode } from "../index.ts";
 import type { CopySource, CopyTarget } from "./block-copy.ts";
 
-/** The node below any filters (what QEMU's block status and allocation checks look at). */
-export function skipFilters(node: BlockNode): BlockNode {
-  let n = node;
-  while (n.isFilter && n.filtered) n = n.filtered.node;
-  return n;
-}
+import { skipFilters } from "../node.ts";
+export { skipFilters };
 
 export function nodeCopySource(source: BlockNode): CopySource {
   const top = skipFilters(source);

@@ -4,7 +4,8 @@
  * discard=unmap, detect-zeroes=unmap like QEMU's drive_backup_prepare.
  */
 import { genericError } from "../../core/error.ts";
-import { createQcow2, createRaw, openFileStore } from "../../image/index.ts";
+import { createImageFile } from "../create-image.ts";
+import { skipFilters } from "../node.ts";
 import { probeFormat, type BlockLayer, type BlockNode } from "../index.ts";
 import type { SyncMode } from "./backup-bitmap.ts";
 
@@ -29,41 +30,9 @@ function backingOf(node: BlockNode): BlockNode | undefined {
   return n?.backing?.node;
 }
 
-function skipFilters(node: BlockNode): BlockNode {
-  let n = node;
-  while (n.isFilter && n.filtered) n = n.filtered.node;
-  return n;
-}
-
-/** The file name QEMU records as backing: the format node's protocol file name. */
-function imageFilename(node: BlockNode): string {
-  return skipFilters(node).driver.filename();
-}
-
 async function createImage(filename: string, format: string, size: number, backing: BlockNode | null): Promise<void> {
-  let store;
-  try {
-    store = openFileStore(filename, { create: true });
-  } catch (e) {
-    const code = (e as { desc?: string; message?: string }).desc ?? (e as Error).message;
-    throw genericError(`Could not create '${filename}': ${code}`);
-  }
-  try {
-    if (format === "qcow2") {
-      await createQcow2(store, {
-        size,
-        backingFile: backing ? imageFilename(backing) : null,
-        backingFormat: backing ? skipFilters(backing).driverName : null,
-      });
-    } else if (format === "raw") {
-      await createRaw(store, { size });
-    } else {
-      throw genericError(`Driver '${format}' does not support image creation`);
-    }
-    await store.flush();
-  } finally {
-    await store.close();
-  }
+  if (format !== "qcow2" && format !== "raw") throw genericError(`Driver '${format}' does not support image creation`);
+  await createImageFile(filename, format, size, backing);
 }
 
 export async function openDriveBackupTarget(layer: BlockLayer, req: DriveBackupTargetRequest): Promise<DriveBackupTarget> {

@@ -41,12 +41,8 @@ export const YIELD_EVERY = 4 << 20;
 
 export const yieldToLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
 
-/** bdrv_skip_filters. */
-export function skipFilters(node: BlockNode): BlockNode {
-  let n = node;
-  while (n.isFilter && n.filtered) n = n.filtered.node;
-  return n;
-}
+import { skipFilters } from "../node.ts";
+export { skipFilters };
 
 /** bdrv_backing_chain_next: the next non-filter layer below `node`'s own COW child. */
 export function backingChainNext(node: BlockNode): BlockNode | null {

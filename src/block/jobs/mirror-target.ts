@@ -5,10 +5,10 @@
  * chain — the mirror copies what the target needs and, at the end, gives it
  * the right backing (MIRROR_SOURCE_BACKING_CHAIN / MIRROR_OPEN_BACKING_CHAIN).
  */
-import { genericError, isQmpError } from "../../core/error.ts";
-import { createQcow2, createRaw, FileStore } from "../../image/index.ts";
+import { genericError } from "../../core/error.ts";
+import { createImageFile } from "../create-image.ts";
 import { probeFormat, type BlockLayer, type BlockNode } from "../index.ts";
-import { skipFilters } from "./mirror-runtime.ts";
+import { skipFilters } from "../node.ts";
 import type { BackingMode, MirrorMode } from "./mirror.ts";
 
 const CREATABLE = new Set(["qcow2", "raw"]);
@@ -34,24 +34,7 @@ export interface DriveMirrorTarget {
 async function createImage(filename: string, format: string, size: number, backing: BlockNode | null): Promise<void> {
   if (!KNOWN_FORMATS.has(format)) throw genericError(`Unknown file format '${format}'`);
   if (!CREATABLE.has(format)) throw genericError(`Format driver '${format}' does not support image creation`);
-  let store: FileStore;
-  try {
-    store = FileStore.open(filename, { create: true });
-  } catch (e) {
-    throw genericError(`Could not create '${filename}': ${isQmpError(e) ? e.desc : String(e)}`);
-  }
-  try {
-    await store.truncate(0);
-    if (format === "qcow2") {
-      const b = backing ? skipFilters(backing) : null;
-      await createQcow2(store, { size, backingFile: b ? b.driver.filename() : null, backingFormat: b ? b.driverName : null });
-    } else {
-      await createRaw(store, { size });
-    }
-    await store.flush();
-  } finally {
-    await store.close();
-  }
+  await createImageFile(filename, format as "qcow2" | "raw", size, backing);
 }
 
 /** Creates (unless mode=existing) and opens the target, in qmp_drive_mirror's order. */

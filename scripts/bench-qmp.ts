@@ -286,10 +286,13 @@ async function manyMonitors(side: Side, monitors: number, rounds: number): Promi
 
 /**
  * exec-oob latency while an in-band command is in progress. The in-band
- * command is honest work: HMP qemu-io writing 1 GiB to a null-co drive.
+ * command is honest work: HMP qemu-io writing to a null-co drive, 1 GiB for
+ * QEMU and 64 GiB for us (our write of 1 GiB ends before the exec-oob is even
+ * sent, so it would measure nothing).
  */
 async function oobDuringInband(side: Side): Promise<{ oobMs: number; inbandMs: number } | string> {
-  const drive = ["-drive", "if=none,id=drive0,driver=null-co,size=4294967296"];
+  const drive = ["-drive", "if=none,id=drive0,driver=null-co,size=68719476736"];
+  const writeSize = side === "qemu" ? "1G" : "64G";
   return withServer(
     side,
     1,
@@ -299,7 +302,7 @@ async function oobDuringInband(side: Side): Promise<{ oobMs: number; inbandMs: n
       const lines: { t: number; l: string }[] = [];
       c.onLine = (l) => lines.push({ t: performance.now(), l });
       const t0 = performance.now();
-      c.sock.write('{"execute":"human-monitor-command","arguments":{"command-line":"qemu-io drive0 \\"write 0 1G\\""},"id":"inband"}');
+      c.sock.write(`{"execute":"human-monitor-command","arguments":{"command-line":"qemu-io drive0 \\"write 0 ${writeSize}\\""},"id":"inband"}`);
       await new Promise((r) => setTimeout(r, 5));
       const t1 = performance.now();
       c.sock.write('{"exec-oob":"migrate-pause","id":"oob"}');

@@ -95,10 +95,21 @@ export function bitmapRemove(layer: BlockLayer, nodeName: string, name: string):
   checkBitmap(bitmap, { busy: true, readonly: true });
   const i = node.bitmaps.indexOf(bitmap);
   detachBitmap(bitmap);
+  if (bitmap.persistent) removeFromImage(node, name);
   return () => {
     node.bitmaps.splice(Math.min(i, node.bitmaps.length), 0, bitmap);
     bitmap.list = node.bitmaps;
   };
+}
+
+/**
+ * QEMU deletes a persistent bitmap from the image right away; the image
+ * orders this after I/O already queued. On failure the stored copy stays
+ * (a leak at worst: the node no longer has the bitmap to store back).
+ */
+function removeFromImage(node: BlockNode, name: string): void {
+  const drv = node.driver as { removePersistentBitmap?: (name: string) => Promise<void> } | undefined;
+  drv?.removePersistentBitmap?.(name).catch(() => {});
 }
 
 export function bitmapClear(layer: BlockLayer, nodeName: string, name: string): Undo {

@@ -140,6 +140,18 @@ export class DirtyBitmap {
     this.bits.set(src.bits.subarray(0, this.bits.length));
   }
 
+  /** The bits as stored in a qcow2 image: bit i = granule i, LSB first. */
+  serialize(): Uint8Array {
+    return this.bits.slice(0, Math.ceil(this.granules / 8));
+  }
+
+  /** Loads bits in the serialize() layout (extra bits past the end are dropped). */
+  deserialize(data: Uint8Array): void {
+    this.bits.fill(0);
+    this.bits.set(data.subarray(0, Math.min(data.length, Math.ceil(this.granules / 8))));
+    for (let i = this.granules; i < this.bits.length * 8; i++) this.bits[i >> 3]! &= ~(1 << (i & 7));
+  }
+
   resize(length: number): void {
     const old = this.bits;
     this.length = length;

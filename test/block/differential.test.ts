@@ -186,6 +186,8 @@ describe.skipIf(!hasQemuSystem)("differential against QEMU 7.2", { timeout: 120_
       ["block-dirty-bitmap-remove", { node: "src", name: "g" }],
       ["block-dirty-bitmap-remove", { node: "src", name: "g" }],
       ["query-named-block-nodes", { flat: true }],
+      // Persistent "p" would be stored in src.qcow2 at close, and the second run would find it.
+      ["block-dirty-bitmap-remove", { node: "src", name: "p" }],
     ];
     const r = await both(steps, {
       drive: [`if=none,id=drive0,file=${F("src.qcow2")},format=qcow2,node-name=src`],

@@ -199,18 +199,19 @@ describe.skipIf(!hasQemu)("images written by the library", () => {
     expect(now.subarray(1 << 20, 2 << 20).every((b) => b === 0)).toBe(true);
   });
 
-  it("clears the bitmaps autoclear bit on read-write open; bitmap clusters stay allocated", async () => {
+  it("keeps stored bitmaps (autoclear bit set, marked in use) across a read-write open", async () => {
     const file = t.file("bitmaps.qcow2");
     qemuImg("create", "-q", "-f", "qcow2", file, "4M");
     expect(qemuImg("bitmap", "--add", file, "b0").status).toBe(0);
     const before = fs.readFileSync(file).readBigUInt64BE(88);
     expect(before & 1n).toBe(1n);
     const img = await openQcow2(openFileStore(file, { noFlush: true }));
+    expect(img.storedBitmaps()).toEqual([{ name: "b0", granularityBits: 16, inUse: true, auto: true }]);
     await img.write(pattern(70_000, 1), 0);
     await img.close();
-    expect(fs.readFileSync(file).readBigUInt64BE(88)).toBe(0n);
-    const c = qemuCheck(file);
-    expect([0, 3]).toContain(c.status); // bitmap clusters now count as leaks for QEMU, never corruption
+    // Not stored back by the library alone: it stays in use (inconsistent), as after a QEMU crash.
+    expect(fs.readFileSync(file).readBigUInt64BE(88)).toBe(1n);
+    expect(qemuCheck(file).status).toBe(0);
   });
 
   it("lazy refcounts: dirty bit set by allocating writes only (as QEMU 7.2), cleared on close", async () => {

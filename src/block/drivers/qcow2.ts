@@ -13,6 +13,40 @@ let compressPool: CompressPool | undefined;
 const compressor = (clusters: Uint8Array[]) => (compressPool ??= createCompressPool()).compress(clusters);
 import type { DriverDef, DriverImageInfo, NodeDriver } from "../driver.ts";
 import type { BdrvChild, BlockNode } from "../node.ts";
+import { attachBitmap, DirtyBitmap } from "../bitmap.ts";
+
+/** ImageInfoSpecificQCow2.bitmaps: the directory as on disk, absent when empty. */
+function storedBitmapsInfo(img: Qcow2Image): { bitmaps?: unknown[] } {
+  const list = img.storedBitmaps();
+  if (list.length === 0) return {};
+  return {
+    bitmaps: list.map((b) => ({
+      flags: [...(b.inUse ? ["in-use"] : []), ...(b.auto ? ["auto"] : [])],
+      name: b.name,
+      granularity: 2 ** b.granularityBits,
+    })),
+  };
+}
+
+/** qcow2_load_dirty_bitmaps: the image's persistent bitmaps become node bitmaps. */
+async function loadPersistentBitmaps(node: BlockNode, img: Qcow2Image): Promise<void> {
+  for (const b of img.bitmapsAtOpen()) {
+    const bm = new DirtyBitmap(b.name, 2 ** b.granularityBits, img.size, { enabled: b.auto && !b.inUse, persistent: true });
+    if (b.inUse) bm.inconsistent = true;
+    else bm.deserialize(await b.readBits());
+    bm.readonly = img.readOnly;
+    attachBitmap(node.bitmaps, bm);
+  }
+}
+
+/** qcow2_store_persistent_dirty_bitmaps: consistent persistent bitmaps go back into the image. */
+async function storePersistentBitmaps(node: BlockNode, img: Qcow2Image): Promise<void> {
+  if (img.readOnly) return;
+  const list = node.bitmaps
+    .filter((b) => b.persistent && b.name !== "" && !b.inconsistent)
+    .map((b) => ({ name: b.name, granularityBits: Math.log2(b.granularity), auto: b.enabled || b.busy, bits: b.serialize() }));
+  await img.storeBitmaps(list);
+}
 
 /** bdrv_get_device_name: the backend's name, or "" for nodes without one. */
 function deviceName(node: BlockNode): string {
@@ -127,6 +161,7 @@ export const qcow2Driver: DriverDef = {
       throw e;
     }
     img.setBacking(backingReader(node));
+    await loadPersistentBitmaps(node, img);
     // bs->auto_backing_file: the resolved name when the backing was opened from the header,
     // else the header string as written (so a relative name never equals a backing's
     // filename: QEMU then prints json: filenames); commit/stream rewrite it with the header.
@@ -137,7 +172,7 @@ export const qcow2Driver: DriverDef = {
       return b ? b.driver.filename() === autoBacking : autoBacking === "";
     };
 
-    const driver: NodeDriver & { image(): Qcow2Image } = {
+    const driver: NodeDriver & { image(): Qcow2Image; removePersistentBitmap(name: string): Promise<void> } = {
       image: () => img,
       size: () => img.size,
       get clusterSize() {
@@ -171,7 +206,14 @@ export const qcow2Driver: DriverDef = {
       blockStatus: (offset, length) => img.blockStatus(offset, length),
       flush: () => img.flush(),
       resize: (size) => img.resize(size),
-      close: () => img.close(),
+      async close() {
+        try {
+          await storePersistentBitmaps(node, img);
+        } finally {
+          await img.close();
+        }
+      },
+      removePersistentBitmap: (name: string) => img.removeBitmap(name),
       filename: () => {
         const f = fileEdge.node.driver.filename();
         return plainFilename() && !f.startsWith("json:") ? f : jsonFilename(node);
@@ -186,6 +228,7 @@ export const qcow2Driver: DriverDef = {
                 "lazy-refcounts": img.lazyRefcounts,
                 corrupt: img.corrupt,
                 "refcount-bits": img.refcountBits,
+                ...storedBitmapsInfo(img),
                 "compression-type": img.compressionType,
               };
         const info: DriverImageInfo = {
@@ -208,6 +251,7 @@ export const qcow2Driver: DriverDef = {
         autoBacking = name ?? "";
       },
       async reopen(readOnly: boolean) {
+        if (readOnly && !img.readOnly) await storePersistentBitmaps(node, img);
         await img.flush();
         img = await openImage(readOnly);
       },

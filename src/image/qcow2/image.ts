@@ -22,6 +22,18 @@ import { CachedTable, TableCache } from "./table-cache.ts";
 import { Refcounts } from "./refcounts.ts";
 import { HEADER_PROBE_BYTES, parseHeader, serializeHeader, type Qcow2Header } from "./header.ts";
 import {
+  BME_FLAG_AUTO,
+  BME_FLAG_IN_USE,
+  bitmapTableSize,
+  parseDirectory,
+  readBitmapBits,
+  readBitmapTable,
+  serializeDirectory,
+  type BitmapToStore,
+  type StoredBitmap,
+} from "./bitmaps.ts";
+import {
+  AUTOCLEAR_BITMAPS,
   COMPAT_LAZY_REFCOUNTS,
   INCOMPAT,
   OFLAG_COMPRESSED_HI,
@@ -57,6 +69,20 @@ export interface Qcow2OpenOptions {
    */
   compressor?: ((clusters: Uint8Array[]) => Promise<Array<Uint8Array | null>>) | null;
 }
+
+/** A persistent bitmap found in the image at open. */
+export interface ImageBitmap {
+  name: string;
+  granularityBits: number;
+  /** In use at open: not stored back cleanly, so its bits cannot be trusted. */
+  inUse: boolean;
+  /** Records writes (the "auto" flag). */
+  auto: boolean;
+  /** Reads the stored bits (bit i = granule i). */
+  readBits(): Promise<Uint8Array>;
+}
+
+export type { BitmapToStore } from "./bitmaps.ts";
 
 export interface CorruptionInfo {
   msg: string;
@@ -104,6 +130,10 @@ export class Qcow2Image implements DiskImage {
   /** Next free byte for packing compressed clusters (QEMU's free_byte_offset). */
   private compressedTail = 0;
   private closed = false;
+  /** The bitmap directory as it is on disk. */
+  private stored: StoredBitmap[] = [];
+  /** Names whose in_use flag was already set when the image was opened. */
+  private inUseAtOpen = new Set<string>();
   private readonly deflateCodec: ClusterCodec = DEFLATE_CODEC;
   private readonly inflateCodec: ClusterCodec = INFLATE_CODEC;
 
@@ -163,19 +193,138 @@ export class Qcow2Image implements DiskImage {
       sync: () => store.flush(),
     });
     const img = new Qcow2Image(store, header, readOnly, refcounts, l1, opts);
+    await img.loadBitmapDirectory();
     if (!readOnly) await img.prepareForWriting();
     return img;
   }
 
-  /** What QEMU does on a read-write open without bitmap support: drop autoclear bits. */
+  /** Bitmaps are trusted only with the autoclear bit set (otherwise another program wrote the image). */
+  private async loadBitmapDirectory(): Promise<void> {
+    const ext = this.header.bitmaps;
+    if (!ext || !(this.header.autoclear & BigInt(AUTOCLEAR_BITMAPS)) || ext.nbBitmaps === 0) return;
+    const dir = new Uint8Array(ext.directorySize);
+    await this.store.pread(dir, ext.directoryOffset);
+    this.stored = parseDirectory(dir, ext.nbBitmaps);
+    for (const b of this.stored) if (b.flags & BME_FLAG_IN_USE) this.inUseAtOpen.add(b.name);
+  }
+
+  /**
+   * Read-write open: unknown autoclear bits are dropped; stored bitmaps are
+   * marked in use (in place) until they are stored back, as QEMU does.
+   */
   private async prepareForWriting(): Promise<void> {
     const h = this.header;
-    if (h.version === 3 && h.autoclear !== 0n) {
-      // We keep no persistent bitmaps: declare them inconsistent (their clusters stay allocated).
-      h.autoclear = 0n;
-      await this.writeHeaderU64(88, 0n);
+    const keep = this.stored.length > 0 ? BigInt(AUTOCLEAR_BITMAPS) : 0n;
+    if (h.version === 3 && h.autoclear !== keep) {
+      h.autoclear = keep;
+      if (!keep) h.bitmaps = null;
+      await this.writeHeaderU64(88, h.autoclear);
       await this.store.flush();
     }
+    if (this.stored.length > 0 && this.stored.some((b) => !(b.flags & BME_FLAG_IN_USE))) {
+      for (const b of this.stored) b.flags |= BME_FLAG_IN_USE;
+      await this.store.pwrite(serializeDirectory(this.stored), h.bitmaps!.directoryOffset);
+      await this.store.flush();
+    }
+  }
+
+  // ---- persistent bitmaps -------------------------------------------------
+
+  /** The bitmaps stored in the image when it was opened. */
+  bitmapsAtOpen(): ImageBitmap[] {
+    return this.stored.map((b) => ({
+      name: b.name,
+      granularityBits: b.granularityBits,
+      inUse: this.inUseAtOpen.has(b.name),
+      auto: (b.flags & BME_FLAG_AUTO) !== 0,
+      readBits: () => this.lock.run(() => readBitmapBits(this.store, b, this.size, this.clusterSize)),
+    }));
+  }
+
+  /** The directory as on disk now (qemu-img info's "bitmaps"). */
+  storedBitmaps(): Array<{ name: string; granularityBits: number; inUse: boolean; auto: boolean }> {
+    return this.stored.map((b) => ({
+      name: b.name,
+      granularityBits: b.granularityBits,
+      inUse: (b.flags & BME_FLAG_IN_USE) !== 0,
+      auto: (b.flags & BME_FLAG_AUTO) !== 0,
+    }));
+  }
+
+  /**
+   * Writes `bitmaps` into the image (replacing stored ones of the same name;
+   * others stay as they are): new data clusters, tables and directory first,
+   * then the header switch, then the old structures are freed.
+   */
+  storeBitmaps(bitmaps: readonly BitmapToStore[]): Promise<void> {
+    return this.lock.run(async () => {
+      if (this.readOnly) throw ioError("EPERM");
+      if (bitmaps.length === 0) return;
+      const cs = this.clusterSize;
+      const fresh = new Map<string, StoredBitmap>();
+      for (const b of bitmaps) {
+        const tableSize = bitmapTableSize(this.size, b.granularityBits, cs);
+        const table = new Uint8Array(tableSize * 8);
+        const tv = new DataView(table.buffer);
+        for (let i = 0; i < tableSize; i++) {
+          const chunk = b.bits.subarray(i * cs, (i + 1) * cs);
+          if (chunk.every((x) => x === 0)) continue;
+          const data = new Uint8Array(cs);
+          data.set(chunk);
+          const off = await this.refcounts.allocate(1);
+          await this.store.pwrite(data, off);
+          setU64(tv, i * 8, off);
+        }
+        const tableOffset = tableSize ? await this.refcounts.allocate(Math.ceil((tableSize * 8) / cs)) : 0;
+        if (tableSize) await this.store.pwrite(table, tableOffset);
+        const flags = b.auto ? BME_FLAG_AUTO : 0;
+        fresh.set(b.name, { name: b.name, granularityBits: b.granularityBits, flags, tableOffset, tableSize, extra: new Uint8Array(0) });
+      }
+      const replaced = this.stored.filter((s) => fresh.has(s.name));
+      const next = this.stored.map((s) => fresh.get(s.name) ?? s);
+      for (const f of fresh.values()) if (!this.stored.some((s) => s.name === f.name)) next.push(f);
+      await this.switchDirectory(next, replaced);
+    });
+  }
+
+  /** Deletes a stored bitmap from the image (no-op when it is not stored). */
+  removeBitmap(name: string): Promise<void> {
+    return this.lock.run(async () => {
+      if (this.readOnly) throw ioError("EPERM");
+      const gone = this.stored.filter((s) => s.name === name);
+      if (gone.length === 0) return;
+      await this.switchDirectory(this.stored.filter((s) => s.name !== name), gone);
+    });
+  }
+
+  private async switchDirectory(next: StoredBitmap[], freed: StoredBitmap[]): Promise<void> {
+    const cs = this.clusterSize;
+    const h = this.header;
+    const old = h.bitmaps;
+    let ext: Qcow2Header["bitmaps"] = null;
+    if (next.length > 0) {
+      const dir = serializeDirectory(next);
+      const dirOffset = await this.refcounts.allocate(Math.ceil(dir.length / cs));
+      await this.store.pwrite(dir, dirOffset);
+      ext = { nbBitmaps: next.length, directorySize: dir.length, directoryOffset: dirOffset };
+    }
+    await this.writeback(true);
+    await this.store.flush();
+    h.bitmaps = ext;
+    if (ext) h.autoclear |= BigInt(AUTOCLEAR_BITMAPS);
+    else h.autoclear &= ~BigInt(AUTOCLEAR_BITMAPS);
+    await this.store.pwrite(serializeHeader(h), 0);
+    await this.store.flush();
+    if (old && old.directorySize > 0 && this.stored.length > 0) {
+      this.refcounts.deferFree(old.directoryOffset, Math.ceil(old.directorySize / cs));
+    }
+    for (const b of freed) {
+      for (const e of await readBitmapTable(this.store, b)) if (e.offset) this.refcounts.deferFree(e.offset);
+      if (b.tableSize) this.refcounts.deferFree(b.tableOffset, Math.ceil((b.tableSize * 8) / cs));
+    }
+    this.stored = next;
+    await this.writeback(true);
+    await this.store.flush();
   }
 
   // ---- header facts -------------------------------------------------------

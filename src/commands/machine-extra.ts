@@ -57,9 +57,9 @@ function replayDict(printed: Record<string, unknown>, overrides: Record<string, 
  * sse4.2 / sse4_2 change together).
  */
 function expandCpuModel(type: "static" | "full", model: { name: string; props?: unknown }): { model: Record<string, unknown> } {
-  const def = CPU_DEFINITIONS.find((d) => d.name === model.name);
+  const def = CPU_DEFINITIONS().find((d) => d.name === model.name);
   if (!def) throw genericError(`CPU model '${model.name}' not found`);
-  const recorded = CPU_EXPANSIONS[model.name];
+  const recorded = CPU_EXPANSIONS()[model.name];
   if (!recorded) throw genericError(`qmpemu has no record of the expansion of CPU model '${model.name}'`);
   const given = model.props && typeof model.props === "object" && !Array.isArray(model.props) ? (model.props as Record<string, unknown>) : {};
   for (const k of Object.keys(given)) {
@@ -103,7 +103,7 @@ export const commands: CommandDef[] = [
         "default-ram-id": optional(str()),
       }),
     ),
-    handler: () => structuredClone(MACHINES),
+    handler: () => structuredClone(MACHINES()),
   }),
   defineCommand({
     name: "query-current-machine",
@@ -123,7 +123,7 @@ export const commands: CommandDef[] = [
         deprecated: bool(),
       }),
     ),
-    handler: () => structuredClone(CPU_DEFINITIONS),
+    handler: () => structuredClone(CPU_DEFINITIONS()),
   }),
   defineCommand({
     name: "query-cpu-model-expansion",
@@ -151,7 +151,7 @@ export const commands: CommandDef[] = [
       }),
     ),
     handler: ({ option }) => {
-      const list = option === undefined ? COMMAND_LINE_OPTIONS : COMMAND_LINE_OPTIONS.filter((o) => o.option === option);
+      const list = option === undefined ? COMMAND_LINE_OPTIONS() : COMMAND_LINE_OPTIONS().filter((o) => o.option === option);
       if (list.length === 0) throw genericError(`invalid option name: ${option}`);
       return structuredClone(list);
     },

@@ -92,18 +92,19 @@ const ObjectPropertyInfoSchema = struct("ObjectPropertyInfo", {
   "default-value": optional(any()),
 });
 
-const typesByName = new Map<string, QomTypeInfo>(QOM_TYPES.map((t) => [t.name, t]));
+let typesByNameMap: Map<string, QomTypeInfo> | undefined;
+const typesByName = (): Map<string, QomTypeInfo> => (typesByNameMap ??= new Map(QOM_TYPES().map((t) => [t.name, t])));
 
 function ancestors(name: string): string[] {
   const out: string[] = [];
-  for (let t = typesByName.get(name); t; t = t.parent ? typesByName.get(t.parent) : undefined) out.push(t.name);
+  for (let t = typesByName().get(name); t; t = t.parent ? typesByName().get(t.parent) : undefined) out.push(t.name);
   return out;
 }
 
 function implementsType(type: string, wanted: string): boolean {
   const chain = ancestors(type);
   if (chain.includes(wanted)) return true;
-  const implementers = INTERFACE_IMPLEMENTERS[wanted];
+  const implementers = INTERFACE_IMPLEMENTERS()[wanted];
   return implementers !== undefined && chain.some((t) => implementers.includes(t));
 }
 
@@ -112,12 +113,12 @@ function implementsType(type: string, wanted: string): boolean {
  * libvirt probes and a few common ones); QEMU's errors for the rest.
  */
 function deviceProperties(typename: string): ObjectPropertyInfo[] {
-  const t = typesByName.get(typename);
+  const t = typesByName().get(typename);
   if (!t) throw new QmpError("DeviceNotFound", `Device '${typename}' not found`);
   if (t.abstract || !ancestors(typename).includes("device")) {
     throw genericError("Parameter 'typename' expects a non-abstract device type");
   }
-  const props = DEVICE_PROPERTIES[typename];
+  const props = DEVICE_PROPERTIES()[typename];
   if (!props) throw genericError(`qmpemu has no record of the properties of device type '${typename}'`);
   return structuredClone(props) as ObjectPropertyInfo[];
 }
@@ -127,11 +128,11 @@ function deviceProperties(typename: string): ObjectPropertyInfo[] {
  * nearest recorded ancestor's list (a subset of the truth: properties are inherited).
  */
 function classProperties(typename: string): ObjectPropertyInfo[] {
-  const t = typesByName.get(typename);
+  const t = typesByName().get(typename);
   if (!t) throw new QmpError("DeviceNotFound", `Class '${typename}' not found`);
   if (t.name === "interface" || t.parent === "interface") throw genericError("Parameter 'typename' expects a QOM type");
   for (const a of ancestors(typename)) {
-    const props = TYPE_PROPERTIES[a];
+    const props = TYPE_PROPERTIES()[a];
     if (props) return structuredClone(props) as ObjectPropertyInfo[];
   }
   return [{ name: "type", type: "string" }];
@@ -203,7 +204,7 @@ export const commands: CommandDef[] = [
     returns: array(struct("ObjectTypeInfo", { name: str(), abstract: optional(bool()), parent: optional(str()) })),
     handler: ({ implements: wanted, abstract }, { emu }) => {
       extraState(emu).modulesLoaded = true;
-      return QOM_TYPES.filter((t) => (abstract || !t.abstract) && (wanted === undefined || implementsType(t.name, wanted))).map((t) =>
+      return QOM_TYPES().filter((t) => (abstract || !t.abstract) && (wanted === undefined || implementsType(t.name, wanted))).map((t) =>
         structuredClone(t),
       );
     },

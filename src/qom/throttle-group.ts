@@ -104,7 +104,7 @@ export const throttleGroup: UserType = {
       });
     }
     // qom-list order as QEMU 7.2 prints it.
-    const order = (TYPE_PROPERTIES["throttle-group"] ?? []).map((p) => p.name).filter((n) => byName.has(n));
+    const order = (TYPE_PROPERTIES()["throttle-group"] ?? []).map((p) => p.name).filter((n) => byName.has(n));
     return new UserObject("throttle-group", order.map((n) => byName.get(n)!), { limits: () => ({ ...config }) });
   },
 };

@@ -26,7 +26,7 @@ export interface QomTree {
 const container = () => new QomObject("container");
 
 function describe(typename: string, name: string): string | undefined {
-  return TYPE_PROPERTIES[typename]?.find((p) => p.name === name)?.description;
+  return TYPE_PROPERTIES()[typename]?.find((p) => p.name === name)?.description;
 }
 
 /** none-machine's properties, in qom-list order, with -M none's values. */

@@ -14,6 +14,7 @@ import type { NbdAddress } from "../nbd/server.ts";
 import { BLOCKDEV_DRIVERS, BlockdevOptions, BlockDirtyBitmapOrStr } from "./block.ts";
 import { defineCommand, defineEvent, type CommandDef, type EventDef } from "./command.ts";
 import type { HmpCommand } from "./hmp-command.ts";
+import { SocketAddress, SocketAddressLegacy } from "./socket-address.ts";
 import { array, bool, enumOf, int, num, optional, str, struct, union } from "./qapi.ts";
 
 /** A user-created QOM object (object-add) by id. */
@@ -37,35 +38,6 @@ export function blockExports(emu: Emulator): BlockExports {
 }
 
 // ---- Schemas --------------------------------------------------------------------
-
-const SocketAddressType = enumOf("SocketAddressType", ["inet", "unix", "vsock", "fd"]);
-const InetSocketAddress = struct("InetSocketAddress", {
-  host: str(),
-  port: str(),
-  numeric: optional(bool()),
-  to: optional(int("uint16")),
-  ipv4: optional(bool()),
-  ipv6: optional(bool()),
-  "keep-alive": optional(bool()),
-  mptcp: optional(bool()),
-});
-const UnixSocketAddress = struct("UnixSocketAddress", { path: str(), abstract: optional(bool()), tight: optional(bool()) });
-const VsockSocketAddress = struct("VsockSocketAddress", { cid: str(), port: str() });
-const StringWrapper = struct("String", { str: str() });
-
-const SocketAddressLegacy = union("SocketAddressLegacy", "type", { type: SocketAddressType }, {
-  inet: { data: InetSocketAddress },
-  unix: { data: UnixSocketAddress },
-  vsock: { data: VsockSocketAddress },
-  fd: { data: StringWrapper },
-});
-
-const SocketAddress = union("SocketAddress", "type", { type: SocketAddressType }, {
-  inet: InetSocketAddress.entries,
-  unix: UnixSocketAddress.entries,
-  vsock: VsockSocketAddress.entries,
-  fd: StringWrapper.entries,
-});
 
 const BlockExportRemoveMode = enumOf("BlockExportRemoveMode", ["safe", "hard"]);
 const BlockExportType = enumOf("BlockExportType", ["nbd", "vhost-user-blk", "fuse", "vduse-blk"]);

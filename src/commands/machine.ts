@@ -150,20 +150,6 @@ export const commands: CommandDef[] = [
     returns: array(CpuInfoFast),
     handler: () => [],
   }),
-  defineCommand({
-    name: "query-iothreads",
-    returns: array(
-      struct("IOThreadInfo", {
-        id: str(),
-        "thread-id": int(),
-        "poll-max-ns": int(),
-        "poll-grow": int(),
-        "poll-shrink": int(),
-        "aio-max-batch": int(),
-      }),
-    ),
-    handler: () => [],
-  }),
 ];
 
 export const hmpCommands: HmpCommand[] = [

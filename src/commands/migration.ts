@@ -9,6 +9,7 @@ import { MIGRATION_CAPABILITIES, type MigrationCapability } from "../machine-ext
 import { extraState } from "../machine-extra/state.ts";
 import { defineCommand, type CommandDef } from "./command.ts";
 import type { HmpCommand } from "./hmp-command.ts";
+import { SocketAddress } from "./socket-address.ts";
 import { alternate, array, bool, enumOf, int, nil, num, optional, str, struct, union, withFeatures } from "./qapi.ts";
 
 const MigrationStatus = enumOf("MigrationStatus", [
@@ -39,27 +40,6 @@ const MigrationStats = struct("MigrationStats", {
   "postcopy-bytes": int("uint64"),
   "dirty-sync-missed-zero-copy": int("uint64"),
 });
-
-const SocketAddress = union(
-  "SocketAddress",
-  "type",
-  { type: enumOf("SocketAddressType", ["inet", "unix", "vsock", "fd"]) },
-  {
-    inet: {
-      host: str(),
-      port: str(),
-      numeric: optional(bool()),
-      to: optional(int("uint16")),
-      ipv4: optional(bool()),
-      ipv6: optional(bool()),
-      "keep-alive": optional(bool()),
-      mptcp: optional(bool()),
-    },
-    unix: { path: str(), abstract: optional(bool()), tight: optional(bool()) },
-    vsock: { cid: str(), port: str() },
-    fd: { str: str() },
-  },
-);
 
 const MigrationInfo = struct("MigrationInfo", {
   status: optional(MigrationStatus),

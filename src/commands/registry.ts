@@ -25,7 +25,6 @@ export interface CommandModule {
 }
 
 export const commandModules: readonly CommandModule[] = [control, machine, hmp, block, blockExtra, jobs, blockJobs, blockJobsSync,
-  // After machine: qom's query-iothreads (objects from object-add) replaces machine's empty one.
   machineExtra, noDevices, migration, qom];
 
 export interface CommandTables {

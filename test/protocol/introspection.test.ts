@@ -7,48 +7,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { commands as controlCommands } from "../../src/commands/control.ts";
 import { commands as hmpCommands } from "../../src/commands/hmp.ts";
 import { commands as machineCommands, events as machineEvents } from "../../src/commands/machine.ts";
-import { exchange, haveQemu, parseLine, startEmu, startQemu, type Peer } from "./harness.ts";
+import { haveQemu, startEmu, startQemu, type Peer } from "./harness.ts";
+import { entity, fetchReturn, type Info } from "./schema-view.ts";
 
-type Info = Record<string, any>;
 
 /** A type's structure with masked names dereferenced (depth-limited for recursive types). */
-function resolve(name: string, table: Map<string, Info>, depth = 0): unknown {
-  const t = table.get(name);
-  if (!t) return `<missing ${name}>`;
-  if (depth > 6) return "<deep>";
-  switch (t["meta-type"]) {
-    case "builtin":
-      return { builtin: t.name, json: t["json-type"] };
-    case "enum":
-      return { enum: t.values, members: t.members };
-    case "array":
-      return { array: resolve(t["element-type"], table, depth + 1) };
-    case "alternate":
-      return { alternate: t.members.map((m: Info) => resolve(m.type, table, depth + 1)) };
-    case "object":
-      return {
-        members: t.members.map((m: Info) => ({ ...m, type: resolve(m.type, table, depth + 1) })),
-        ...(t.tag ? { tag: t.tag, variants: t.variants.map((v: Info) => ({ case: v.case, type: resolve(v.type, table, depth + 1) })) } : {}),
-      };
-    default:
-      return t;
-  }
-}
-
-function entity(schema: Info[], name: string): unknown {
-  const table = new Map(schema.map((e) => [e.name, e]));
-  const e = table.get(name);
-  if (!e) return undefined;
-  const out: Info = { ...e };
-  if ("arg-type" in e) out["arg-type"] = resolve(e["arg-type"], table);
-  if ("ret-type" in e) out["ret-type"] = resolve(e["ret-type"], table);
-  return out;
-}
-
-async function fetch(peer: Peer, cmd: string): Promise<any> {
-  const [, lines] = await exchange(peer, [{ execute: "qmp_capabilities" }, { execute: cmd, id: cmd }]);
-  return parseLine(lines!.at(-1)!).return;
-}
 
 describe.skipIf(!haveQemu)("introspection vs real QEMU", () => {
   let qemu: Peer;
@@ -57,7 +20,7 @@ describe.skipIf(!haveQemu)("introspection vs real QEMU", () => {
   let ours: Info[];
   beforeAll(async () => {
     [qemu, emu] = await Promise.all([startQemu(), startEmu()]);
-    [theirs, ours] = await Promise.all([fetch(qemu, "query-qmp-schema"), fetch(emu, "query-qmp-schema")]);
+    [theirs, ours] = await Promise.all([fetchReturn(qemu, "query-qmp-schema"), fetchReturn(emu, "query-qmp-schema")]);
   });
   afterAll(async () => {
     await Promise.all([qemu?.stop(), emu?.stop()]);
@@ -87,7 +50,7 @@ describe.skipIf(!haveQemu)("introspection vs real QEMU", () => {
   });
 
   it("query-commands has QEMU's shape and lists every command of the table", async () => {
-    const qc = await fetch(emu, "query-commands");
+    const qc = await fetchReturn(emu, "query-commands");
     expect(qc.every((e: Info) => Object.keys(e).join() === "name")).toBe(true);
     const present = new Set(qc.map((e: Info) => e.name));
     for (const n of names) expect(present.has(n)).toBe(true);

@@ -9,6 +9,7 @@
  * - `BlockJobPort`: what block-job code needs from the job layer, so job
  *   bodies stay independent of its API (the adapter is ./job-port.ts).
  */
+import { genericError } from "../../core/error.ts";
 import type { BdrvChild, BlockLayer, BlockNode, ExternalParent } from "../index.ts";
 import { PERM_ALL } from "../perms.ts";
 import type { BackupRuntime } from "./backup-run.ts";
@@ -120,4 +121,26 @@ export interface BlockJobPort {
   create(spec: BlockJobSpec): CreatedJob;
   /** Pauses every job above `node` (but `exceptJobId`) until end(). */
   drain(node: BlockNode, exceptJobId?: string): DrainedSection;
+}
+
+/**
+ * Opens a job's filter node (`options` names its driver and children) and
+ * inserts it above `node`. Open errors read as QEMU words them for implicit
+ * filters: "Could not create node: ...". A failed insert closes the filter again.
+ */
+export async function insertJobFilter(layer: BlockLayer, node: BlockNode, options: Record<string, unknown>): Promise<BlockNode> {
+  let filter: BlockNode;
+  try {
+    filter = await layer.openNode(options, { allowInternal: true });
+  } catch (e) {
+    const desc = (e as { desc?: string }).desc ?? String(e);
+    throw genericError(`Could not create node: ${desc}`);
+  }
+  try {
+    layer.insertFilter(filter, node);
+  } catch (e) {
+    await layer.removeFilter(filter).catch(() => {});
+    throw e;
+  }
+  return filter;
 }

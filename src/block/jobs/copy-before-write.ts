@@ -11,6 +11,7 @@
 import { genericError } from "../../core/error.ts";
 import type { BlockLayer, BlockNode, DriverDef, NodeDriver } from "../index.ts";
 import { Perm, PERM_ALL } from "../perms.ts";
+import { insertJobFilter } from "./common.ts";
 import type { BlockCopy } from "./block-copy.ts";
 
 export const CBW_DRIVER = "copy-before-write";
@@ -91,18 +92,5 @@ export async function openCbwFilter(layer: BlockLayer, source: BlockNode, target
   ensureCbwDriver(layer);
   const options: Record<string, unknown> = { driver: CBW_DRIVER, file: source.nodeName, target: target.nodeName };
   if (nodeName !== undefined) options["node-name"] = nodeName;
-  let filter: BlockNode;
-  try {
-    filter = await layer.openNode(options, { allowInternal: true });
-  } catch (e) {
-    const desc = (e as { desc?: string }).desc ?? String(e);
-    throw genericError(`Could not create node: ${desc}`);
-  }
-  try {
-    layer.insertFilter(filter, source);
-  } catch (e) {
-    await layer.removeFilter(filter).catch(() => {});
-    throw e;
-  }
-  return filter;
+  return insertJobFilter(layer, source, options);
 }

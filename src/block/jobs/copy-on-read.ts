@@ -11,6 +11,7 @@
 import { genericError } from "../../core/error.ts";
 import type { BlockLayer, BlockNode, DriverDef, NodeDriver } from "../index.ts";
 import { Perm, PERM_ALL } from "../perms.ts";
+import { insertJobFilter } from "./common.ts";
 import { jsonFilename } from "../drivers/raw.ts";
 
 export const COPY_ON_READ = "copy-on-read";
@@ -99,18 +100,5 @@ export async function insertCopyOnRead(layer: BlockLayer, node: BlockNode, botto
   if (!layer.driver(COPY_ON_READ)) layer.registerDriver(copyOnReadDriver);
   const options: Record<string, unknown> = { driver: COPY_ON_READ, file: node.nodeName, bottom: bottom.nodeName };
   if (nodeName !== undefined) options["node-name"] = nodeName;
-  let filter: BlockNode;
-  try {
-    filter = await layer.openNode(options, { allowInternal: true });
-  } catch (e) {
-    const desc = (e as { desc?: string }).desc ?? String(e);
-    throw genericError(`Could not create node: ${desc}`);
-  }
-  try {
-    layer.insertFilter(filter, node);
-  } catch (e) {
-    await layer.removeFilter(filter).catch(() => {});
-    throw e;
-  }
-  return filter;
+  return insertJobFilter(layer, node, options);
 }

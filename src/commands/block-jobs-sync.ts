@@ -196,13 +196,18 @@ async function startMirror(
       return job;
     },
   );
-  job!.start({
-    run: (rt) => m.run(rt),
+  job!.start(mirrorBody(m));
+}
+
+/** The job body of a mirror, which active commit runs too: pivot on success, no pivot on abort. */
+function mirrorBody(m: MirrorJob) {
+  return {
+    run: (rt: Parameters<MirrorJob["run"]>[0]) => m.run(rt),
     complete: () => m.complete(),
-    cancel: (force) => m.cancel(force),
+    cancel: (force: boolean) => m.cancel(force),
     prepare: () => m.exit(false),
     abort: () => m.exit(true),
-  });
+  };
 }
 
 async function blockdevMirror(emu: Emulator, a: v.InferOutput<typeof BlockdevMirrorArgs>): Promise<Record<string, never>> {
@@ -332,13 +337,7 @@ async function blockCommit(emu: Emulator, a: v.InferOutput<typeof BlockCommitArg
         return job;
       },
     );
-    job!.start({
-      run: (rt) => m.run(rt),
-      complete: () => m.complete(),
-      cancel: (force) => m.cancel(force),
-      prepare: () => m.exit(false),
-      abort: () => m.exit(true),
-    });
+    job!.start(mirrorBody(m));
     return {};
   }
   const c = await CommitJob.start(

@@ -19,7 +19,6 @@ import { entity, fetchReturn, type Info } from "../protocol/schema-view.ts";
  */
 const NARROWER = new Set(["object-add", "query-pci"]);
 
-
 describe.skipIf(!haveQemu)("machine-extra / migration / QOM introspection vs real QEMU", () => {
   let qemu: Peer;
   let emu: Peer;

@@ -11,8 +11,6 @@ import { haveQemu, startEmu, startQemu, type Peer } from "./harness.ts";
 import { entity, fetchReturn, type Info } from "./schema-view.ts";
 
 
-/** A type's structure with masked names dereferenced (depth-limited for recursive types). */
-
 describe.skipIf(!haveQemu)("introspection vs real QEMU", () => {
   let qemu: Peer;
   let emu: Peer;

@@ -11,10 +11,10 @@
  * target is `base` (./mirror.ts); it reaches READY and needs job-complete,
  * which replaces the active layer by `base` in the graph.
  */
-import { BlockJobParent } from "./common.ts";
+import { JobEdges } from "./common.ts";
 import { genericError } from "../../core/error.ts";
 import { isImageIoError } from "../../image/errors.ts";
-import type { BdrvChild, BlockLayer, BlockNode } from "../index.ts";
+import type { BlockLayer, BlockNode } from "../index.ts";
 import { Perm, PERM_ALL } from "../perms.ts";
 import { COMMIT_TOP, insertTopFilter } from "./mirror-top.ts";
 import { chainContains, findOverlay, skipFilters, yieldToLoop, YIELD_EVERY, type JobRuntime, type OnError } from "./mirror-runtime.ts";
@@ -88,8 +88,7 @@ export interface CommitParams {
 
 /** The intermediate commit job. */
 export class CommitJob {
-  private users: BdrvChild[] = [];
-  private unblock: (() => void) | null = null;
+  private edges: JobEdges | null = null;
   private filter: BlockNode | null = null;
   private cleaned = false;
   private baseWasReadOnly = false;
@@ -123,18 +122,18 @@ export class CommitJob {
 
   private attach(): void {
     const { layer, device, top, base } = this.p;
-    const parent = new BlockJobParent(this.job.id, "commit");
+    const edges = (this.edges = new JobEdges(layer, this.job.id, "commit"));
     // block_job_create's "main node": the device stops being a root while the job runs.
-    this.users.push(layer.attachUser(parent, device, "main node", 0, PERM_ALL));
+    edges.attach(device, "main node", 0, PERM_ALL);
     const held = [device];
     for (let n: BlockNode | undefined = top; n && n !== base; n = n.cowOrFiltered) {
       if (n === this.filter) continue;
-      this.users.push(layer.attachUser(parent, n, "intermediate node", 0, Perm.WRITE_UNCHANGED | Perm.WRITE | Perm.RESIZE));
+      edges.attach(n, "intermediate node", 0, Perm.WRITE_UNCHANGED | Perm.WRITE | Perm.RESIZE);
       if (!held.includes(n)) held.push(n);
     }
-    this.users.push(layer.attachUser(parent, base, "base", Perm.CONSISTENT_READ | Perm.WRITE | Perm.RESIZE, Perm.CONSISTENT_READ | Perm.WRITE_UNCHANGED));
+    edges.attach(base, "base", Perm.CONSISTENT_READ | Perm.WRITE | Perm.RESIZE, Perm.CONSISTENT_READ | Perm.WRITE_UNCHANGED);
     held.push(base);
-    this.unblock = layer.blockForJob(held, "commit");
+    edges.block(held);
   }
 
   /** commit_run. */
@@ -186,7 +185,7 @@ export class CommitJob {
     const filter = this.filter!;
     const overlays = filter.parents.map((e) => e.parentNode).filter((n): n is BlockNode => !!n);
     const name = this.p.backingFile ?? skipFilters(base).driver.filename();
-    this.releaseUsers();
+    this.releaseEdges();
     layer.replaceNode(filter, base);
     this.filter = null;
     for (const o of overlays) {
@@ -198,7 +197,7 @@ export class CommitJob {
 
   /** commit_abort: the filter goes away, the chain is as before. */
   async abort(): Promise<void> {
-    this.releaseUsers();
+    this.releaseEdges();
     if (this.filter) {
       const f = this.filter;
       this.filter = null;
@@ -206,18 +205,17 @@ export class CommitJob {
     }
   }
 
-  private releaseUsers(): void {
-    this.unblock?.();
-    this.unblock = null;
-    for (const u of this.users.splice(0)) this.p.layer.graph.unlink(u);
-    this.p.layer.graph.refreshPermsRelaxed();
+
+  private releaseEdges(): void {
+    if (this.edges) this.edges.release();
+    else this.p.layer.graph.refreshPermsRelaxed();
   }
 
   /** commit_clean: base read-only again if it was. */
   async clean(): Promise<void> {
     if (this.cleaned) return;
     this.cleaned = true;
-    this.releaseUsers();
+    this.releaseEdges();
     if (this.baseWasReadOnly) await this.p.layer.reopen(this.p.base, true).catch(() => {});
   }
 }

@@ -64,6 +64,42 @@ export function attachJobNodes(
   };
 }
 
+/**
+ * The edges and op blockers of a job whose permissions differ per node
+ * (stream, commit), released together and at once: the edges are unlinked and
+ * the graph's permissions loosened in one step, as the jobs' clean paths need.
+ */
+export class JobEdges {
+  private edges: BdrvChild[] = [];
+  private unblock: (() => void) | null = null;
+  readonly parent: BlockJobParent;
+
+  constructor(
+    private readonly layer: BlockLayer,
+    jobId: string,
+    jobType: string,
+  ) {
+    this.parent = new BlockJobParent(jobId, jobType);
+  }
+
+  attach(node: BlockNode, role: string, perm: number, shared: number): void {
+    this.edges.push(this.layer.attachUser(this.parent, node, role, perm, shared));
+  }
+
+  /** Puts the op blocker of this job's type on every node of `nodes`. */
+  block(nodes: readonly BlockNode[]): void {
+    this.unblock = this.layer.blockForJob(nodes, this.parent.jobType);
+  }
+
+  /** Idempotent. */
+  release(): void {
+    this.unblock?.();
+    this.unblock = null;
+    for (const e of this.edges.splice(0)) this.layer.graph.unlink(e);
+    this.layer.graph.refreshPermsRelaxed();
+  }
+}
+
 /** Ids of the jobs a drained section on `node` reaches (upwards through parent nodes). */
 export function jobsAbove(node: BlockNode): string[] {
   const ids: string[] = [];

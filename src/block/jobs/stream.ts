@@ -7,10 +7,10 @@
  * without backing. A cancelled or failed stream leaves the chain as it was
  * (what was copied stays: it is the same data).
  */
-import { BlockJobParent } from "./common.ts";
+import { JobEdges } from "./common.ts";
 import { genericError } from "../../core/error.ts";
 import { isImageIoError } from "../../image/errors.ts";
-import type { BdrvChild, BlockLayer, BlockNode } from "../index.ts";
+import type { BlockLayer, BlockNode } from "../index.ts";
 import { Perm } from "../perms.ts";
 import { insertCopyOnRead } from "./copy-on-read.ts";
 import { skipFilters, yieldToLoop, YIELD_EVERY, type JobRuntime, type OnError } from "./mirror-runtime.ts";
@@ -49,8 +49,7 @@ export function errorAction(policy: OnError, e: unknown): "report" | "ignore" | 
 }
 
 export class StreamJob {
-  private users: BdrvChild[] = [];
-  private unblock: (() => void) | null = null;
+  private edges: JobEdges | null = null;
   private cleaned = false;
 
   private constructor(
@@ -111,16 +110,16 @@ export class StreamJob {
 
   private attach(): void {
     const { layer, device } = this.p;
-    const parent = new BlockJobParent(this.job.id, "stream");
+    const edges = (this.edges = new JobEdges(layer, this.job.id, "stream"));
     const basic = Perm.CONSISTENT_READ | Perm.WRITE_UNCHANGED;
-    this.users.push(layer.attachUser(parent, this.filter, "main node", 0, layer.permAll));
-    this.users.push(layer.attachUser(parent, device, "active node", 0, basic | Perm.WRITE));
+    edges.attach(this.filter, "main node", 0, layer.permAll);
+    edges.attach(device, "active node", 0, basic | Perm.WRITE);
     const held = [this.filter, device];
     for (let n = device.cowOrFiltered; n && n !== (this.keep ?? undefined); n = n.cowOrFiltered) {
-      this.users.push(layer.attachUser(parent, n, "intermediate node", 0, basic));
+      edges.attach(n, "intermediate node", 0, basic);
       held.push(n);
     }
-    this.unblock = layer.blockForJob(held, "stream");
+    edges.block(held);
   }
 
   /** False when the device has nothing below it to stream (the job ends at once, 0/0). */
@@ -190,16 +189,15 @@ export class StreamJob {
     // QEMU drops the filter, then re-points the backing in a second drained section.
     await this.p.drain?.(top);
     await this.p.drain?.(top);
-    this.releaseUsers();
+    this.releaseEdges();
     await layer.setBacking(top, base);
     await layer.changeBackingFile(top, name, format);
   }
 
-  private releaseUsers(): void {
-    this.unblock?.();
-    this.unblock = null;
-    for (const u of this.users.splice(0)) this.p.layer.graph.unlink(u);
-    this.p.layer.graph.refreshPermsRelaxed();
+
+  private releaseEdges(): void {
+    if (this.edges) this.edges.release();
+    else this.p.layer.graph.refreshPermsRelaxed();
   }
 
   /** stream_clean: filter out, read-only again if it was. */
@@ -208,7 +206,7 @@ export class StreamJob {
     this.cleaned = true;
     await this.p.drain?.(this.p.device);
     await this.p.drain?.(this.p.device);
-    this.releaseUsers();
+    this.releaseEdges();
     await this.p.layer.removeFilter(this.filter);
     if (this.wasReadOnly) await this.p.layer.reopen(this.p.device, true).catch(() => {});
   }

@@ -99,6 +99,11 @@ const enum Kind {
   Compressed,
 }
 
+/** Whether an entry of this kind references host storage that zeroing or discarding gives up. */
+function holdsHostCluster(kind: Kind): boolean {
+  return kind === Kind.Normal || kind === Kind.ZeroAlloc || kind === Kind.Compressed;
+}
+
 interface Entry {
   kind: Kind;
   hi: number;
@@ -772,7 +777,7 @@ export class Qcow2Image implements DiskImage {
     for (let k = 0; k < count; k++) {
       const l2i = (first + k) % this.l2Entries;
       const e = this.entry(table, l2i);
-      const allocated = e.kind === Kind.Normal || e.kind === Kind.ZeroAlloc || e.kind === Kind.Compressed;
+      const allocated = holdsHostCluster(e.kind);
       const drop = e.kind === Kind.Compressed || (unmap && allocated);
       let hi = drop ? 0 : e.hi;
       let lo = (drop ? 0 : e.lo) | OFLAG_ZERO_LO;
@@ -813,7 +818,7 @@ export class Qcow2Image implements DiskImage {
     for (let k = 0; k < count; k++) {
       const l2i = (first + k) % this.l2Entries;
       const e = this.entry(table, l2i);
-      const allocated = e.kind === Kind.Normal || e.kind === Kind.ZeroAlloc || e.kind === Kind.Compressed;
+      const allocated = holdsHostCluster(e.kind);
       if (!this.backing && !allocated) continue;
       const lo = zeroFlag ? OFLAG_ZERO_LO : 0;
       if (e.hi === 0 && e.lo === lo) continue;

@@ -3,12 +3,17 @@
  * same files in the same run, plus `cp` as the floor.
  *
  *   bun scripts/bench-jobs.ts [--size-mib 1024] [--dir /tmp/bench-jobs] [--bin dist/qmpemu]
+ *                             [--runs 3] [--cases raw,qcow2,compress] [--no-oob]
  *
  * Cases: blockdev-backup sync=full raw → raw, raw → qcow2, raw → qcow2
  * compress. Time = from sending blockdev-backup to BLOCK_JOB_COMPLETED
  * (targets are flushed before completion in both). Then exec-oob job-pause /
  * job-resume round trips (p50, p99) while a compressed backup runs and an
  * in-band command is queued behind it.
+ *
+ * This machine's disk and memory are shared and noisy (a run can take 3x
+ * another), so cp, qmpemu and QEMU take turns, `runs` rounds of each, and
+ * every figure is a median.
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
@@ -24,6 +29,8 @@ const opt = (name: string, dflt: string) => {
 const SIZE = Number(opt("size-mib", "1024")) * 1024 * 1024;
 const DIR = opt("dir", "/tmp/bench-jobs");
 const EMU = path.resolve(opt("bin", "dist/qmpemu"));
+const RUNS = Number(opt("runs", "3"));
+const CASE_KEYS = opt("cases", "raw,qcow2,compress").split(",");
 const QEMU = "qemu-system-x86_64";
 
 class Qmp {
@@ -103,12 +110,14 @@ async function stop(p: ChildProcess, q: Qmp) {
   await new Promise((r) => (p.exitCode !== null ? r(null) : p.once("exit", r)));
 }
 
-type Case = { name: string; fmt: "raw" | "qcow2"; compress: boolean };
+type Case = { key: string; name: string; fmt: "raw" | "qcow2"; compress: boolean };
 const CASES: Case[] = [
-  { name: "raw → raw", fmt: "raw", compress: false },
-  { name: "raw → qcow2", fmt: "qcow2", compress: false },
-  { name: "raw → qcow2 compress", fmt: "qcow2", compress: true },
-];
+  { key: "raw", name: "raw → raw", fmt: "raw", compress: false },
+  { key: "qcow2", name: "raw → qcow2", fmt: "qcow2", compress: false },
+  { key: "compress", name: "raw → qcow2 compress", fmt: "qcow2", compress: true },
+].filter((c) => CASE_KEYS.includes(c.key)) as Case[];
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function timeBackup(bin: string, c: Case, src: string): Promise<number> {
   const tgt = path.join(DIR, `tgt.${c.fmt}`);
@@ -167,25 +176,43 @@ async function main() {
   fs.mkdirSync(DIR, { recursive: true });
   const src = path.join(DIR, "src.raw");
   makeSource(src);
-  const cpT0 = performance.now();
-  execFileSync("cp", ["--sparse=never", src, path.join(DIR, "cp.raw")]);
-  execFileSync("sync", [path.join(DIR, "cp.raw")]);
-  const cpMs = performance.now() - cpT0;
-  fs.rmSync(path.join(DIR, "cp.raw"));
+  const cpOnce = () => {
+    const t0 = performance.now();
+    execFileSync("cp", ["--sparse=never", src, path.join(DIR, "cp.raw")]);
+    execFileSync("sync", [path.join(DIR, "cp.raw")]);
+    const ms = performance.now() - t0;
+    fs.rmSync(path.join(DIR, "cp.raw"));
+    return ms;
+  };
+  const cpTimes: number[] = [];
+  const rows = CASES.map((c) => ({ c, emu: [] as number[], qemu: [] as number[] }));
+  for (let run = 0; run < RUNS; run++) {
+    execFileSync("sync");
+    cpTimes.push(cpOnce());
+    for (const r of rows) {
+      execFileSync("sync");
+      r.emu.push(await timeBackup(EMU, r.c, src));
+      execFileSync("sync");
+      r.qemu.push(await timeBackup(QEMU, r.c, src));
+    }
+  }
+  const cpMs = median(cpTimes);
   // Other processes skew every ratio on a small machine: print the load with the numbers.
-  console.log(`source: ${SIZE / 1048576} MiB raw; cp: ${cpMs.toFixed(0)} ms; load average ${os.loadavg().map((l) => l.toFixed(1)).join(" ")} on ${os.cpus().length} CPUs`);
-  console.log("case".padEnd(24), "qmpemu ms".padStart(10), "qemu ms".padStart(10), "emu/cp".padStart(8), "qemu/emu".padStart(9));
-  for (const c of CASES) {
-    const emu = await timeBackup(EMU, c, src);
-    const qemu = await timeBackup(QEMU, c, src);
+  console.log(`source: ${SIZE / 1048576} MiB raw; cp + sync: ${cpMs.toFixed(0)} ms (median of ${RUNS}: ${cpTimes.map((t) => t.toFixed(0)).join(" ")}); load average ${os.loadavg().map((l) => l.toFixed(1)).join(" ")} on ${os.cpus().length} CPUs`);
+  console.log("case".padEnd(24), "qmpemu ms".padStart(10), "qemu ms".padStart(10), "emu/cp".padStart(8), "qemu/emu".padStart(9), "  runs (emu | qemu)");
+  for (const r of rows) {
+    const emu = median(r.emu);
+    const qemu = median(r.qemu);
     console.log(
-      c.name.padEnd(24),
+      r.c.name.padEnd(24),
       emu.toFixed(0).padStart(10),
       qemu.toFixed(0).padStart(10),
       (emu / cpMs).toFixed(2).padStart(8),
       (qemu / emu).toFixed(2).padStart(9),
+      `  ${r.emu.map((t) => t.toFixed(0)).join(" ")} | ${r.qemu.map((t) => t.toFixed(0)).join(" ")}`,
     );
   }
+  if (args.includes("--no-oob")) return;
   // QEMU 7.2 does not allow job-pause out of band (our extension), so only qmpemu is measured.
   const l = await oobLatency(EMU, src);
   console.log(`exec-oob job-pause/resume during compressed backup: p50 ${l.p50.toFixed(3)} ms, p99 ${l.p99.toFixed(3)} ms (n=${l.n})`);

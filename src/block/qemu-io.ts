@@ -124,9 +124,11 @@ function pattern(flags: Map<string, string | true>, def: number, log: (s: string
 /**
  * Large pattern writes go down in pieces with an event-loop turn between them:
  * the monitor keeps answering exec-oob meanwhile (QEMU answers it from its
- * monitor thread), and one small buffer serves a request of any size.
+ * monitor thread), and one small buffer serves a request of any size. A piece
+ * is small enough to allocate, fill and write well inside the 1 ms an exec-oob
+ * reply may take.
  */
-const WRITE_PIECE = 4 << 20;
+const WRITE_PIECE = 256 << 10;
 
 async function writePattern(t: IoTarget, pat: number, offset: number, len: number): Promise<void> {
   const piece = new Uint8Array(Math.min(len, WRITE_PIECE)).fill(pat);

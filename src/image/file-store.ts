@@ -1,11 +1,15 @@
 /**
  * A ByteStore over a host file, with positional fs calls.
  *
- * Transfers use synchronous calls inside the async methods: for a local file
- * they are much faster than a thread-pool round trip. fdatasync goes to the
- * thread pool instead, large transfers are cut into pieces, and after every MiB
- * of synchronous I/O the event loop gets a turn: the monitor must stay able to read and answer
- * an exec-oob command while a job or a long qemu-io command is copying.
+ * Writes and small reads use synchronous calls inside the async methods:
+ * into the page cache they are much faster than a thread-pool round trip
+ * (measured on Bun: 1 GiB of 1 MiB writes 0.26 s sync, 0.38-0.45 s in the
+ * pool), large transfers are cut into pieces, and after every MiB of them the
+ * event loop gets a turn: the monitor must stay able to answer exec-oob while
+ * a job or a long qemu-io command is copying. Reads of 256 KiB and more (a
+ * job's chunks) and fdatasync go to the thread pool: a read that misses the
+ * page cache then waits beside the event loop, and a job's read-ahead
+ * overlaps its target writes.
  * Every call is still awaited by its caller, so the qcow2 crash-safety order of
  * writes is unchanged.
  */
@@ -27,10 +31,24 @@ const MAX_IO = 1 << 30;
 const ZERO_CHUNK = new Uint8Array(1 << 20);
 /** Large transfers are cut into pieces of this size so the loop can turn between them. */
 const PACED_IO_CHUNK = 256 * 1024;
+/** Reads at least this large go to the thread pool. */
+const ASYNC_IO_MIN = 256 * 1024;
 /** Bytes of synchronous I/O (across all files) between two event-loop turns. */
 const YIELD_EVERY_BYTES = 1 << 20;
+/**
+ * Written bytes after which a background fdatasync starts. The kernel would
+ * otherwise hold a whole job's output in the page cache until the final
+ * flush; syncing behind the writer overlaps the disk with the copy, so the
+ * flush a job owes before it completes has little left to do.
+ */
+const WRITE_BEHIND_BYTES = 32 << 20;
 
 const fdatasyncAsync = promisify(fs.fdatasync);
+
+function readAsync(fd: number, buf: Uint8Array, at: number, len: number, pos: number): Promise<number> {
+  return new Promise((resolve, reject) => fs.read(fd, buf, at, len, pos, (e, n) => (e ? reject(e) : resolve(n))));
+}
+
 
 let syncBytesSinceYield = 0;
 
@@ -44,6 +62,10 @@ function paceSyncIo(bytes: number): Promise<void> | undefined {
 
 export class FileStore implements ByteStore {
   private closed = false;
+  private unsyncedBytes = 0;
+  private syncBehind: Promise<void> | null = null;
+  /** Thread-pool transfers still running: close() waits for them, so the fd is never reused under them. */
+  private readonly inFlight = new Set<Promise<unknown>>();
 
   private constructor(
     readonly path: string,
@@ -98,6 +120,7 @@ export class FileStore implements ByteStore {
   }
 
   async pread(buf: Uint8Array, offset: number): Promise<void> {
+    if (buf.length >= ASYNC_IO_MIN) return this.track(() => this.readInPool(buf, offset));
     for (let done = 0; done < buf.length; done += PACED_IO_CHUNK) {
       const piece = buf.subarray(done, Math.min(buf.length, done + PACED_IO_CHUNK));
       this.readSync(piece, offset + done);
@@ -116,6 +139,17 @@ export class FileStore implements ByteStore {
         throw fromFsError(e);
       }
     }
+    this.unsyncedBytes += data.length;
+    if (this.unsyncedBytes >= WRITE_BEHIND_BYTES) this.startSyncBehind();
+  }
+
+  private startSyncBehind(): void {
+    if (this.syncBehind || this.noFlush || this.closed) return;
+    this.unsyncedBytes = 0;
+    // Errors surface at the next flush(), which syncs again.
+    this.syncBehind = fdatasyncAsync(this.fd)
+      .catch(() => {})
+      .finally(() => (this.syncBehind = null));
   }
 
   async pwrite(data: Uint8Array, offset: number): Promise<void> {
@@ -123,6 +157,34 @@ export class FileStore implements ByteStore {
       const piece = data.subarray(done, Math.min(data.length, done + PACED_IO_CHUNK));
       this.writeSync(piece, offset + done);
       await paceSyncIo(piece.length);
+    }
+  }
+
+  private async readInPool(buf: Uint8Array, offset: number): Promise<void> {
+    let done = 0;
+    while (done < buf.length) {
+      let n: number;
+      try {
+        n = await readAsync(this.fd, buf, done, Math.min(buf.length - done, MAX_IO), offset + done);
+      } catch (e) {
+        throw fromFsError(e);
+      }
+      if (n === 0) {
+        buf.fill(0, done);
+        return;
+      }
+      done += n;
+    }
+  }
+
+  private async track(start: () => Promise<void>): Promise<void> {
+    if (this.closed) throw ioError("EIO");
+    const op = start();
+    this.inFlight.add(op);
+    try {
+      await op;
+    } finally {
+      this.inFlight.delete(op);
     }
   }
 
@@ -147,6 +209,9 @@ export class FileStore implements ByteStore {
 
   truncateSync(length: number): void {
     if (this.readOnly) throw ioError("EPERM");
+    // Skipped when nothing changes: on ext4 a truncate to 0 also makes close()
+    // push every delayed block of the file to the disk (auto_da_alloc).
+    if (length === this.sizeSync()) return;
     try {
       fs.ftruncateSync(this.fd, length);
     } catch (e) {
@@ -160,7 +225,9 @@ export class FileStore implements ByteStore {
 
   async flush(): Promise<void> {
     if (this.readOnly || this.closed || this.noFlush) return;
+    this.unsyncedBytes = 0;
     try {
+      await this.syncBehind;
       await fdatasyncAsync(this.fd);
     } catch (e) {
       throw fromFsError(e);
@@ -170,6 +237,7 @@ export class FileStore implements ByteStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await Promise.allSettled([this.syncBehind, ...this.inFlight]);
     fs.closeSync(this.fd);
   }
 }

@@ -11,6 +11,7 @@ class MemDisk implements CopySource, CopyTarget {
   readonly zeroClusters = new Set<number>();
   readonly log: string[] = [];
   failReadAt = -1;
+  readsInFlight = 0;
   constructor(
     readonly length: number,
     private readonly tick: () => Promise<void> = async () => {},
@@ -18,8 +19,10 @@ class MemDisk implements CopySource, CopyTarget {
     this.data = new Uint8Array(length);
   }
   async read(buf: Uint8Array, offset: number) {
+    this.readsInFlight++;
     // reads are slower than writes, so a racing guest write would overtake them
     for (let i = 0; i < 3; i++) await this.tick();
+    this.readsInFlight--;
     if (this.failReadAt >= offset && this.failReadAt < offset + buf.length) {
       this.failReadAt = -1;
       throw Object.assign(new Error("Input/output error"), { errno: 5 });
@@ -150,5 +153,48 @@ describe("BlockCopy", () => {
     expect(dropped).toBe((1 << 20) - 2 * CL);
     while ((await bc.copyNext()) > 0);
     expect(compressed).toEqual([0, 2 * CL]);
+  });
+
+  it("reads the next chunks while it writes one, and reports a read-ahead's error for its own chunk once", async () => {
+    const tick = () => new Promise<void>((r) => setImmediate(r));
+    const src = new MemDisk(2 << 20, tick);
+    for (let i = 0; i < src.length; i++) src.data[i] = (i * 13 + (i >> 12)) & 0xff;
+    src.failReadAt = 5 * CL + 7; // in the third 128 KiB chunk
+    const tgt = new MemDisk(2 << 20, tick);
+    let overlapped = 0;
+    const write = tgt.write.bind(tgt);
+    tgt.write = async (d, off) => {
+      overlapped = Math.max(overlapped, src.readsInFlight);
+      await write(d, off);
+    };
+    const bc = new BlockCopy({ source: src, target: tgt, clusterSize: CL, maxChunk: 128 * K });
+    bc.bitmap.setAll();
+    const failures: CopyFailure[] = [];
+    for (;;) {
+      const n = await bc.copyNext().catch((e: unknown) => {
+        if (!(e instanceof CopyFailure)) throw e;
+        failures.push(e);
+        return -1;
+      });
+      if (n === 0) break;
+    }
+    expect(overlapped).toBeGreaterThan(0);
+    expect(failures.map((f) => f.op)).toEqual(["read"]);
+    expect(Buffer.compare(src.data, tgt.data)).toBe(0);
+  });
+
+  it("keeps the old data of a range the guest rewrites while it is being read ahead", async () => {
+    const tick = () => new Promise<void>((r) => setImmediate(r));
+    const src = new MemDisk(1 << 20, tick);
+    src.data.fill(0x33);
+    const snapshot = src.data.slice();
+    const tgt = new MemDisk(1 << 20, tick);
+    const bc = new BlockCopy({ source: src, target: tgt, clusterSize: CL, maxChunk: 2 * CL });
+    bc.bitmap.setAll();
+    expect(await bc.copyNext()).toBe(2 * CL); // the read-ahead of clusters 2..5 is under way
+    await bc.copyBeforeWrite(3 * CL, 2 * CL);
+    src.data.fill(0x44, 3 * CL, 5 * CL);
+    while ((await bc.copyNext()) > 0);
+    expect(Buffer.compare(tgt.data.subarray(0, 6 * CL), snapshot.subarray(0, 6 * CL))).toBe(0);
   });
 });

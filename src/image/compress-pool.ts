@@ -13,6 +13,10 @@ import { compressCluster } from "./codec.ts";
 const WORKER_SOURCE = `
 const { parentPort } = require("node:worker_threads");
 const zlib = require("node:zlib");
+// Below the main thread (on Linux a thread's nice value is its own): with
+// every core compressing, the event loop still runs as soon as a monitor's
+// command arrives, so exec-oob stays fast during a compressed backup.
+try { require("node:os").setPriority(10); } catch {}
 // Same sampling test as looksIncompressible() in codec.ts.
 function looksIncompressible(c) {
   if (c.length < 4096) return false;

@@ -863,22 +863,39 @@ export class Qcow2Image implements DiskImage {
     return compressing.then((streams) =>
       this.lock.run(async () => {
         this.checkWritable(offset, data.length);
-          for (let k = 0; k < clusters.length; k++) {
+        // Streams packed back to back on the host go down in one write, before
+        // any L2 entry that points at them can reach the disk.
+        const run = new StreamRun();
+        for (let k = 0; k < clusters.length; k++) {
           const guest = offset + k * cs;
           const stream = streams[k];
           if (!stream) {
+            await this.writeRun(run);
             await this.writeSlice(data.subarray(k * cs, Math.min(data.length, k * cs + cs)), guest);
           } else {
-            await this.writeCompressedCluster(stream, guest);
+            await this.placeCompressedCluster(stream, guest, run);
           }
-          if (k % 64 === 63) await this.relieveCaches();
+          if (k % 64 === 63) {
+            await this.writeRun(run);
+            await this.relieveCaches();
+          }
         }
+        await this.writeRun(run);
         await this.afterOperation();
       }),
     );
   }
 
-  private async writeCompressedCluster(stream: Uint8Array, guest: number): Promise<void> {
+  /** Writes the gathered streams, then links their L2 entries (data first, as for every write). */
+  private async writeRun(run: StreamRun): Promise<void> {
+    if (!run.length) return;
+    const { start, data, links } = run.take();
+    await this.store.pwrite(data, start);
+    for (const link of links) link();
+  }
+
+  /** Finds host room for a compressed stream; its bytes and L2 link join `run` (written by writeRun). */
+  private async placeCompressedCluster(stream: Uint8Array, guest: number, run: StreamRun): Promise<void> {
     const cs = this.clusterSize;
     const table = await this.l2TableForWrite(Math.floor(guest / (cs * this.l2Entries)));
     const l2i = Math.floor(guest / cs) % this.l2Entries;
@@ -901,11 +918,13 @@ export class Qcow2Image implements DiskImage {
     } else {
       start = await this.refcounts.allocate(Math.ceil(len / cs));
     }
-    await this.store.pwrite(stream, start);
+    if (!run.continues(start)) await this.writeRun(run);
     this.compressedTail = start + len;
     const desc = encodeCompressed(start, len, this.clusterBits);
-    this.setL2(table, l2i, desc.hi, desc.lo);
-    this.inflated = null;
+    run.append(stream, start, () => {
+      this.setL2(table, l2i, desc.hi, desc.lo);
+      this.inflated = null;
+    });
   }
 
   // ---- status -------------------------------------------------------------
@@ -1150,3 +1169,35 @@ export function openQcow2(store: ByteStore, opts: Qcow2OpenOptions = {}): Promis
   return Qcow2Image.open(store, opts);
 }
 
+/** Compressed streams that follow each other on the host, gathered for one write. */
+class StreamRun {
+  start = 0;
+  length = 0;
+  private parts: Uint8Array[] = [];
+  private links: Array<() => void> = [];
+
+  continues(at: number): boolean {
+    return !this.length || at === this.start + this.length;
+  }
+
+  append(stream: Uint8Array, at: number, link: () => void): void {
+    if (!this.length) this.start = at;
+    this.parts.push(stream);
+    this.links.push(link);
+    this.length += stream.length;
+  }
+
+  take(): { start: number; data: Uint8Array; links: Array<() => void> } {
+    let data = this.parts[0]!;
+    if (this.parts.length > 1) {
+      data = new Uint8Array(this.length);
+      let pos = 0;
+      for (const p of this.parts) data.set(p, pos), (pos += p.length);
+    }
+    const out = { start: this.start, data, links: this.links };
+    this.parts = [];
+    this.links = [];
+    this.length = 0;
+    return out;
+  }
+}

@@ -193,7 +193,10 @@ export class Refcounts {
       }
       if (created) continue; // new blocks may sit inside the run: look again
       for (let c = start; c < start + n; c++) await this.set(c, 1);
-      if (n === 1 || start === this.freeHint) this.freeHint = start + n;
+      // As QEMU's free_cluster_index: holes too small for this run are passed
+      // over until a free moves the hint back. Keeping the hint at the first
+      // hole made every multi-cluster allocation scan the whole image again.
+      this.freeHint = start + n;
       return start * this.clusterSize;
     }
   }

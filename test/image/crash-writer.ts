@@ -27,9 +27,12 @@ for (let i = 0; ; i++) {
   else if (r < 0.7) await img.writeZeroes(off, len, { unmap: rnd() < 0.5 });
   else if (r < 0.8) await img.discard(off, len);
   else if (r < 0.9) {
+    // Several clusters at once: their streams go down packed in one write.
     const c = Math.floor(off / cs) * cs;
-    const data = new Uint8Array(cs).fill(i & 0x7f, 0, cs / 3);
-    await img.writeCompressed(data, c).catch(() => {}); // EIO when the cluster is allocated
+    const n = Math.min(1 + Math.floor(rnd() * 6), Math.floor((img.size - c) / cs));
+    const data = new Uint8Array(n * cs);
+    for (let k = 0; k < n; k++) data.fill((i + k) & 0x7f, k * cs, k * cs + cs / 3);
+    await img.writeCompressed(data, c).catch(() => {}); // EIO when a cluster is allocated
   } else if (r < 0.95) await img.flush();
   else await img.resize(img.size + cs * Math.floor(rnd() * 40));
   if (!announced) {

@@ -180,6 +180,23 @@ describe.skipIf(!hasQemu)("images written by the library", () => {
     expectClean(file);
   });
 
+  it("cuts the file after the last cluster in use on shrink, as qemu-img resize --shrink does", async () => {
+    if (!hasQemu) return;
+    const a = t.file("shrink-ours.qcow2");
+    const b = t.file("shrink-qemu.qcow2");
+    qemuImg("create", "-q", "-f", "qcow2", a, "8M");
+    qemuIo(a, ["write -P 0x11 0 8M", "discard 1M 1M"]);
+    fs.copyFileSync(a, b);
+    const img = await openQcow2(openFileStore(a, { noFlush: true }));
+    await img.resize(3 << 20);
+    await img.close();
+    expect(qemuImg("resize", "-q", "--shrink", "-f", "qcow2", b, "3M").status).toBe(0);
+    expectClean(a);
+    expect(fs.statSync(a).size).toBeLessThan(4 << 20);
+    expect(fs.statSync(a).size).toBe(fs.statSync(b).size);
+    expect(qemuImg("compare", "-q", a, b).status).toBe(0);
+  });
+
   it("keeps internal snapshots intact (COW of shared L2 tables and clusters)", async () => {
     const file = t.file("snap.qcow2");
     qemuImg("create", "-q", "-f", "qcow2", file, "4M");

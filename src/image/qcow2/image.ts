@@ -1025,6 +1025,7 @@ export class Qcow2Image implements DiskImage {
         const needed = Math.ceil(size / span);
         if (needed > this.header.l1Size) await this.growL1(needed);
       }
+      const shrinking = size < this.size;
       this.header.size = size;
       await this.writeback(true);
       const b = new Uint8Array(8);
@@ -1032,6 +1033,15 @@ export class Qcow2Image implements DiskImage {
       await this.store.pwrite(b, 24);
       await this.store.flush();
       this.inflated = null;
+      if (shrinking) {
+        // As QEMU: the file ends after the last cluster still in use.
+        const fileSize = await this.store.size();
+        const end = (await this.refcounts.usedEnd(Math.ceil(fileSize / cs))) * cs;
+        if (end > 0 && end < fileSize) {
+          await this.store.truncate(end);
+          this.compressedTail = 0;
+        }
+      }
     });
   }
 

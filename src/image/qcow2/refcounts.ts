@@ -313,4 +313,17 @@ export class Refcounts {
   get highWaterCluster(): number {
     return this.highWater;
   }
+
+  /**
+   * One past the last cluster in use, below `limit` clusters (QEMU's
+   * qcow2_get_last_cluster + 1). Lowers the high-water mark to it: the file
+   * may then be cut there.
+   */
+  async usedEnd(limit: number): Promise<number> {
+    let c = Math.min(limit, this.highWater);
+    while (c > 0 && (await this.get(c - 1)) === 0) c--;
+    this.highWater = c;
+    if (this.freeHint > c) this.freeHint = c;
+    return c;
+  }
 }

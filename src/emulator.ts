@@ -17,6 +17,8 @@ import type { HmpCommand } from "./commands/hmp-command.ts";
 import { buildTables } from "./commands/registry.ts";
 import { validateArgs } from "./commands/validate.ts";
 import { Machine, type ShutdownCause } from "./machine.ts";
+import { extraState } from "./machine-extra/state.ts";
+import { throttleGroupRef } from "./qom/throttle-group.ts";
 import { MonitorHub } from "./qmp/hub.ts";
 import { InProcessClient } from "./qmp/in-process.ts";
 import { MonitorListener, socketTransport } from "./qmp/server.ts";
@@ -83,7 +85,12 @@ export class Emulator {
     this.events = new EventBus(() => this.clock.wallTime());
     this.machine = new Machine(this.events, options);
     this.jobs = new JobManager({ events: this.events, clock: this.clock });
-    this.block = new BlockLayer({ events: this.events, clock: this.clock });
+    this.block = new BlockLayer({
+      events: this.events,
+      clock: this.clock,
+      // Looked up without creating /objects (QEMU keeps its own list of groups).
+      throttleGroups: (id) => throttleGroupRef(extraState(this).qom.root.children.get("objects")?.children.get(id)),
+    });
     // -blockdev / -drive open asynchronously; listen() waits for them (and fails like QEMU's startup).
     this.blockReady = this.block.startup({ blockdevs: options.blockdevs, drives: options.drives });
     this.blockReady.catch(() => {});

@@ -80,6 +80,8 @@ export interface NodeDriver {
   checkPerm?(perm: number, shared: number): void;
   /** The cumulative needs were committed. */
   setPerm?(perm: number, shared: number): void;
+  /** A drain began: let requests the driver holds back go now (throttle; QEMU drains with I/O limits off). */
+  drainBegin?(): void;
   /** Per-request hook for drivers that fail I/O on purpose (blkdebug). */
   checkRequest?(iotype: IoType, offset: number, length: number): Promise<void>;
 }

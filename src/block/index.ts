@@ -64,6 +64,7 @@ import { rawDriver } from "./drivers/raw.ts";
 import { nullDriver } from "./drivers/null.ts";
 import { blkdebugDriver } from "./drivers/blkdebug.ts";
 import { qcow2Driver } from "./drivers/qcow2.ts";
+import { throttleDriver, type ThrottleGroupLookup } from "./drivers/throttle.ts";
 
 export { BlockNode, BdrvChild, deviceOrNodeName } from "./node.ts";
 export type { ExternalParent, OpType, WriteNotifier, WriteKind } from "./node.ts";
@@ -75,6 +76,8 @@ export type { DriverDef, NodeDriver, OpenContext, DriverImageInfo } from "./driv
 export interface BlockLayerDeps {
   readonly events: EventSink;
   readonly clock: Clock;
+  /** Finds throttle-group objects for the throttle filter (the composition root reaches QOM). */
+  readonly throttleGroups?: ThrottleGroupLookup;
 }
 
 export interface OpenNodeOptions {
@@ -99,7 +102,7 @@ export class BlockLayer {
   private idCounter = 0;
 
   constructor(readonly deps: BlockLayerDeps) {
-    for (const d of [fileDriver(this.locks), rawDriver, qcow2Driver, nullDriver("null-co"), nullDriver("null-aio"), blkdebugDriver]) {
+    for (const d of [fileDriver(this.locks), rawDriver, qcow2Driver, nullDriver("null-co"), nullDriver("null-aio"), blkdebugDriver, throttleDriver(deps.clock, deps.throttleGroups)]) {
       this.registerDriver(d);
     }
   }

@@ -186,6 +186,7 @@ export class BlockNode {
   /** Resolves when no request is in flight on this node. */
   drain(): Promise<void> {
     if (this.inFlight === 0) return Promise.resolve();
+    this.driver?.drainBegin?.();
     return new Promise((r) => this.drainWaiters.push(r));
   }
 

@@ -13,9 +13,10 @@ import { qdictOrder } from "../qmp/json-writer.ts";
 
 type Json = Record<string, unknown>;
 
+/** Filters count as a layer too: QEMU walks bdrv_filter_or_cow_bs. */
 function backingDepth(node: BlockNode): number {
   let n = 0;
-  for (let b = node.backing?.node; b; b = b.backing?.node) n++;
+  for (let b = node.cowOrFiltered; b; b = b.cowOrFiltered) n++;
   return n;
 }
 
@@ -39,7 +40,9 @@ export function imageInfo(node: BlockNode, flat: boolean): Json {
     out["full-backing-filename"] = resolveBackingPath(base, backingName);
     if (d["backing-filename-format"]) out["backing-filename-format"] = d["backing-filename-format"];
   }
-  if (!flat && node.backing) out["backing-image"] = imageInfo(node.backing.node, false);
+  // A filter's filtered child shows up as its backing image, as in QEMU (kept for compatibility there).
+  const below = node.cowOrFiltered;
+  if (!flat && below) out["backing-image"] = imageInfo(below, false);
   if (d["format-specific"]) out["format-specific"] = d["format-specific"];
   return out;
 }

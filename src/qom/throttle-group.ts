@@ -1,7 +1,8 @@
 /**
  * throttle-group objects: a named set of I/O limits (six leaky buckets and
- * an I/O size), checked with QEMU's rules and texts. Nothing throttles
- * here yet; the limits are kept and reported.
+ * an I/O size), checked with QEMU's rules and texts. The block layer's
+ * throttle filter (block/drivers/throttle.ts) reads them through
+ * throttleGroupRef and does the throttling.
  */
 import { genericError } from "../core/error.ts";
 import { TYPE_PROPERTIES } from "../machine-extra/data/recorded.ts";
@@ -108,3 +109,25 @@ export const throttleGroup: UserType = {
     return new UserObject("throttle-group", order.map((n) => byName.get(n)!), { limits: () => ({ ...config }) });
   },
 };
+
+/**
+ * The block layer's view of object `obj` if it is a throttle-group (the
+ * throttle filter's ThrottleGroupRef): its live limits, and a hold that
+ * makes object-del refuse it while a node uses it.
+ */
+export function throttleGroupRef(obj: unknown): { key: object; limits(): Record<string, number>; hold(): () => void } | undefined {
+  if (!(obj instanceof UserObject) || obj.typename !== "throttle-group") return undefined;
+  const limits = obj.state.limits as () => Record<string, number>;
+  return {
+    key: obj,
+    limits,
+    hold() {
+      obj.users++;
+      let held = true;
+      return () => {
+        if (held) obj.users--;
+        held = false;
+      };
+    },
+  };
+}

@@ -13,10 +13,17 @@ export class UserObject extends QomObject {
     props: QomProperty[],
     /** Live state for the query commands (query-iothreads, query-memdev). */
     readonly state: Record<string, unknown>,
-    /** False for objects QEMU refuses to delete (the main loop). */
-    readonly deletable = true,
+    /** False for objects QEMU never lets object-del remove (the main loop). */
+    private readonly removable = true,
   ) {
     super(typename, props);
+  }
+
+  /** Users holding the object (throttle nodes on a throttle-group): object-del refuses it meanwhile. */
+  users = 0;
+
+  get deletable(): boolean {
+    return this.removable && this.users === 0;
   }
 }
 

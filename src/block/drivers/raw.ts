@@ -90,7 +90,7 @@ export function jsonFilename(node: BlockNode): string {
 }
 
 /** The node's "strong" options (those that change what the guest sees) and its children's. */
-function fullOptions(node: BlockNode): Record<string, unknown> {
+export function fullOptions(node: BlockNode): Record<string, unknown> {
   const out: Record<string, unknown> = { driver: node.driverName };
   for (const k of node.def.strongOptions ?? []) {
     const v = node.options.specific[k];

@@ -3,11 +3,14 @@
  * texts checked against a real QEMU 7.2, and the limits checked on a
  * VirtualClock (time only moves when the test steps it).
  */
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
+import * as fs from "node:fs";
 import type { VirtualClock } from "../../src/core/clock.ts";
-import { emulator, hasQemuSystem, normalise, realQemu, type Session } from "./helpers.ts";
+import { emulator, hasQemuSystem, normalise, realQemu, tmpDir, type Session } from "./helpers.ts";
 
 const MiB = 1 << 20;
+const d = tmpDir();
+afterAll(() => d.cleanup());
 
 /** Object, nodes and the error cases, in one conversation both sides answer. */
 async function conversation(s: Session): Promise<unknown[]> {
@@ -33,18 +36,57 @@ async function conversation(s: Session): Promise<unknown[]> {
   await q("object-del", { id: "tg0" });
   await q("blockdev-add", { driver: "throttle", "node-name": "t0", file: "n0", "throttle-group": "tg0" });
   await q("query-named-block-nodes", { flat: true });
+  // Over a host file, under a format node: json: names nest, I/O passes through.
+  await q("blockdev-add", { driver: "file", "node-name": "f0", filename: d.file("img.raw") });
+  await q("blockdev-add", { driver: "throttle", "node-name": "t2", file: "f0", "throttle-group": "tg0" });
+  await q("blockdev-add", { driver: "raw", "node-name": "r0", file: "t2" });
+  await q("human-monitor-command", { "command-line": 'qemu-io r0 "write -P 0x11 0 64k"' });
+  await q("human-monitor-command", { "command-line": 'qemu-io t2 "read -P 0x11 0 64k"' });
+  await q("query-named-block-nodes");
+  await q("x-debug-query-block-graph");
+  await q("human-monitor-command", { "command-line": "info block -n" });
+  await q("blockdev-del", { "node-name": "t2" });
+  await q("blockdev-del", { "node-name": "r0" });
+  await q("blockdev-del", { "node-name": "t2" });
+  await q("x-debug-query-block-graph");
   return out;
 }
 
 describe.skipIf(!hasQemuSystem)("throttle against QEMU 7.2", () => {
   it("answers queries, blockdev-add/del and object-del like QEMU", async () => {
+    fs.writeFileSync(d.file("img.raw"), new Uint8Array(MiB));
     const ours = await emulator();
     const mine = await conversation(ours);
     await ours.close();
+    fs.writeFileSync(d.file("img.raw"), new Uint8Array(MiB));
     const qemu = await realQemu();
     const theirs = await conversation(qemu);
     await qemu.close();
     expect(normalise(mine)).toEqual(normalise(theirs));
+  }, 30_000);
+});
+
+/** Real time (ms) 10 qemu-io writes of 4 KiB take through a group of iops-total=50. */
+async function tenWritesMs(s: Session): Promise<number> {
+  await s.q("object-add", { "qom-type": "throttle-group", id: "tg", limits: { "iops-total": 50 } });
+  await s.q("blockdev-add", { driver: "throttle", "node-name": "t", "throttle-group": "tg", file: { driver: "null-co" } });
+  const start = performance.now();
+  for (let i = 0; i < 10; i++) await s.hmp(`qemu-io t "write ${i * 4096} 4k"`);
+  return performance.now() - start;
+}
+
+describe.skipIf(!hasQemuSystem)("throttle timing on the real clock", () => {
+  it("paces like QEMU: a tenth of a second's worth (5 ops) plus one at once, then one per 20 ms (80 ms)", async () => {
+    const qemu = await realQemu();
+    const theirs = await tenWritesMs(qemu);
+    await qemu.close();
+    const ours = await emulator();
+    const mine = await tenWritesMs(ours);
+    await ours.close();
+    for (const ms of [theirs, mine]) {
+      expect(ms).toBeGreaterThanOrEqual(78);
+      expect(ms).toBeLessThan(400);
+    }
   }, 30_000);
 });
 

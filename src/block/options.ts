@@ -4,6 +4,7 @@
  * QMP JSON and -blockdev keyval strings (whose scalars all arrive as strings),
  * because the schema, not the JSON type, says what a value is.
  */
+import { KEYVAL_FALSE, KEYVAL_TRUE, parseKeyvalNumber } from "../core/keyval-scalars.ts";
 import { genericError } from "../core/error.ts";
 
 export type FieldType =
@@ -43,23 +44,11 @@ function badType(path: string, t: FieldType): never {
   throw genericError(`Invalid parameter type for '${path}', expected: ${typeName(t)}`);
 }
 
-const KEYVAL_TRUE = new Set(["on", "yes", "true", "y"]);
-const KEYVAL_FALSE = new Set(["off", "no", "false", "n"]);
-
-/** The keyval visitor's integers (qemu_strtoi64, base 0) and sizes (qemu_strtosz), with its texts. */
-function parseKeyvalNumber(path: string, s: string, size: boolean): number {
-  if (!size) {
-    const m = /^(-?)(0x[0-9a-f]+|0[0-7]*|[1-9]\d*)$/i.exec(s.trim());
-    if (!m) throw genericError(`Parameter '${path}' expects integer`);
-    const t = m[2]!.toLowerCase();
-    const v = t.startsWith("0x") ? parseInt(t, 16) : t.length > 1 && t.startsWith("0") ? parseInt(t, 8) : Number(t);
-    return m[1] ? -v : v;
-  }
-  const m = /^(0x[0-9a-f]+|\d+(?:\.\d+)?)([kmgtpe]?)b?$/i.exec(s.trim());
-  if (!m) throw genericError(`Parameter '${path}' expects size`);
-  const base = m[1]!.toLowerCase().startsWith("0x") ? parseInt(m[1]!, 16) : Number(m[1]);
-  const shift = m[2] ? "kmgtpe".indexOf(m[2].toLowerCase()) + 1 : 0;
-  return Math.floor(base * 2 ** (10 * shift));
+/** The keyval visitor's integers and sizes, with its texts. */
+function parseKeyvalScalar(path: string, s: string, size: boolean): number {
+  const n = parseKeyvalNumber(s, size);
+  if (n === undefined) throw genericError(`Parameter '${path}' expects ${size ? "size" : "integer"}`);
+  return n;
 }
 
 function toNumber(v: unknown): number | undefined {
@@ -95,7 +84,7 @@ export function visitValue(path: string, name: string, t: FieldType, v: unknown,
     badType(path, t);
   }
   if (t === "int" || t === "size") {
-    if (ks) return parseKeyvalNumber(path, v, t === "size");
+    if (ks) return parseKeyvalScalar(path, v, t === "size");
     const n = toNumber(v);
     if (n === undefined) badType(path, t);
     if (t === "size" && n < 0) badType(path, t);

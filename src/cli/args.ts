@@ -9,6 +9,7 @@
  * qemu-storage-daemon form: getopt_long: `--opt value`, `--opt=value`,
  * unique prefixes of long names, and `-h` / `-V`.
  */
+import { parseObjectOption } from "../commands/qom.ts";
 import { CliError } from "./errors.ts";
 import { type Chardev, parseChardevOption, parseLegacyChardev } from "./chardev.ts";
 import { parseBlockdevArg, parseKeyval } from "./keyval.ts";
@@ -31,6 +32,10 @@ export interface CliConfig {
   /** Every -chardev / --chardev and the chardevs -qmp / -monitor create, in order. */
   chardevs: Chardev[];
   monitors: MonitorRequest[];
+  /** -object options of the types modelled here: object-add arguments, created before the block devices. */
+  objects: { args: Record<string, unknown>; origin?: string }[];
+  /** -object ids so far (qemu-system refuses a repeated one while parsing). */
+  objectIds: Set<string>;
   blockdevs: Record<string, unknown>[];
   drives: Record<string, string>[];
   /** The option text of each blockdev / drive (same order), for error locations. */
@@ -213,6 +218,31 @@ function applyBlockdev(cfg: CliConfig, value: string, origin: string): void {
   cfg.blockdevOrigins.push(origin);
 }
 
+/**
+ * -object / --object: checked now, as QEMU does; objects of modelled types are
+ * created at startup (the storage daemon creates each one at once, so its
+ * creation errors name the option too).
+ */
+function applyObject(cfg: CliConfig, value: string, origin: string): void {
+  const keyval = !value.trimStart().startsWith("{");
+  const dict = keyval ? parseKeyval(value, "qom-type") : parseBlockdevArg(value);
+  const system = cfg.personality === "system";
+  let args: Record<string, unknown> | undefined;
+  try {
+    args = parseObjectOption(dict, { keyval, dialect: system ? "flat" : "qapi" });
+  } catch (e) {
+    const desc = (e as { desc?: string }).desc ?? String(e);
+    const hints = desc.endsWith("expects an identifier") ? ["Identifiers consist of letters, digits, '-', '.', '_', starting with a letter."] : [];
+    throw new CliError(desc, { hints });
+  }
+  if (system && typeof dict.id === "string") {
+    if (cfg.objectIds.has(dict.id)) throw new CliError(`Duplicate ID '${dict.id}' for object`);
+    cfg.objectIds.add(dict.id);
+  }
+  if (args) cfg.objects.push({ args, origin: system ? undefined : origin });
+  else cfg.recorded.push({ option: "object", value });
+}
+
 function applyDevice(cfg: CliConfig, value: string, origin: string): void {
   const opts: QemuOpts = parseQemuOpts(value, "driver");
   if (opts.help || optGet(opts, "driver") === "help") throw new EarlyExit(help.deviceHelp());
@@ -231,7 +261,7 @@ function applyDaemonize(cfg: CliConfig): void {
 
 /** Options that only shape a guest: accepted with an argument and recorded. */
 const RECORDED_WITH_ARG = [
-  "display", "vga", "serial", "parallel", "incoming", "object", "cpu", "boot", "rtc", "global", "k",
+  "display", "vga", "serial", "parallel", "incoming", "cpu", "boot", "rtc", "global", "k",
   "vnc", "net", "netdev", "nic", "sandbox", "msg", "overcommit", "D", "d", "L", "bios", "kernel",
   "initrd", "append", "hda", "hdb", "hdc", "hdd", "cdrom", "fda", "fdb", "numa", "trace", "icount",
   "action", "compat", "fsdev", "virtfs", "audiodev", "iscsi", "add-fd", "spice", "usbdevice",
@@ -269,6 +299,7 @@ const SYSTEM_OPTIONS: Record<string, OptionDef> = {
   mon: withArg(applyMon),
   blockdev: withArg(applyBlockdev),
   drive: withArg(applyDrive),
+  object: withArg(applyObject),
   device: withArg(applyDevice),
   qtest: withArg(applyQtest),
   "qtest-log": withArg((cfg, v) => void (cfg.qtestLog = v)),
@@ -295,7 +326,7 @@ const STORAGE_DAEMON_OPTIONS: Record<string, OptionDef> = {
   }),
   monitor: withArg(applyQsdMonitor),
   "nbd-server": withArg(),
-  object: withArg(),
+  object: withArg(applyObject),
   pidfile: withArg((cfg, v) => void (cfg.pidfile = v)),
   trace: withArg(),
   version: flag(() => {
@@ -325,6 +356,8 @@ function emptyConfig(prog: string, personality: Personality): CliConfig {
     personality,
     chardevs: [],
     monitors: [],
+    objects: [],
+    objectIds: new Set(),
     blockdevs: [],
     drives: [],
     blockdevOrigins: [],

@@ -3,6 +3,7 @@
  * monitor and the qtest channel, write the pidfile, then run until `quit`
  * or a signal, and clean up (sockets and pidfile removed) before exiting.
  */
+import { addObject } from "../commands/qom.ts";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -111,6 +112,22 @@ function emulatorOptions(cfg: CliConfig): EmulatorOptions {
     // -blockdev / -drive are opened by openBlockDevices(), one at a time, so that a
     // failure names its option the way QEMU does.
   };
+}
+
+/**
+ * Creates the -object objects (a throttle filter's group must exist before
+ * its -blockdev). qemu-system reports their property and completion errors
+ * without an option location; the storage daemon with one.
+ */
+function createObjects(emu: Emulator, cfg: CliConfig): void {
+  for (const { args, origin } of cfg.objects) {
+    try {
+      addObject(emu, args);
+    } catch (e) {
+      const desc = (e as { desc?: string }).desc ?? (e instanceof Error ? e.message : String(e));
+      throw new StartupError(origin ? `${origin}: ${desc}` : desc);
+    }
+  }
 }
 
 /** Opens -blockdev then -drive options in command-line order, like QEMU's startup. */
@@ -277,6 +294,7 @@ export async function run(argv0: string, args: string[], io: ProcessIo, self: Se
     if (res.scratchDir) fs.rmSync(res.scratchDir, { recursive: true, force: true });
   };
   try {
+    createObjects(emu, cfg);
     await openBlockDevices(emu, cfg);
     try {
       await emu.listen();

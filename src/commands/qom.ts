@@ -14,7 +14,11 @@ import { THROTTLE_LIMIT_NAMES } from "../qom/throttle-group.ts";
 import { USER_TYPES, UserObject, failedWhenCompleting, isWellFormedId } from "../qom/user-types.ts";
 import { defineCommand, type CommandDef } from "./command.ts";
 import type { HmpCommand } from "./hmp-command.ts";
+import type * as v from "valibot";
+import type { Emulator } from "../emulator.ts";
+import { KEYVAL_FALSE, KEYVAL_TRUE, parseKeyvalNumber } from "../core/keyval-scalars.ts";
 import { any, array, bool, enumOf, int, optional, str, struct, union, withFeatures } from "./qapi.ts";
+import { metaOf, validateArgs } from "./validate.ts";
 
 const OBJECT_TYPES = [
   "authz-list", "authz-listfile", "authz-pam", "authz-simple", "can-bus", "can-host-socketcan", "colo-compare",
@@ -138,32 +142,133 @@ function classProperties(typename: string): ObjectPropertyInfo[] {
   return [{ name: "type", type: "string" }];
 }
 
+/**
+ * How an -object option's keyval strings are read. qemu-system 7.2 sets each
+ * member as a flat property ("flat": no nested members, its own texts);
+ * qemu-storage-daemon visits ObjectOptions with the keyval visitor ("qapi").
+ */
+export type ObjectOptionDialect = "flat" | "qapi";
+
+const KEYVAL_TEXTS: Record<ObjectOptionDialect, { int: string; size: string; unknown: (path: string) => string | undefined }> = {
+  flat: { int: "an int64 value", size: "a size value", unknown: (path) => `Invalid parameter '${path}'` },
+  // unknown members stay for validateArgs, which names them as QEMU does
+  qapi: { int: "integer", size: "size", unknown: () => undefined },
+};
+
+/** One member of a keyval -object option, typed as its schema says. */
+function keyvalMember(path: string, value: unknown, sch: v.GenericSchema, dialect: ObjectOptionDialect): unknown {
+  let m = metaOf(sch);
+  if (m.kind === "optional") {
+    sch = m.wrapped;
+    m = metaOf(sch);
+  }
+  const texts = KEYVAL_TEXTS[dialect];
+  if (typeof value !== "string") {
+    if (dialect === "qapi" && value && typeof value === "object" && (m.kind === "struct" || m.kind === "object")) {
+      const entries = m.kind === "object" ? m.entries : (sch as { entries?: Record<string, v.GenericSchema> }).entries;
+      return keyvalStruct(value as Record<string, unknown>, entries ?? {}, path, dialect);
+    }
+    const sub = value && typeof value === "object" ? Object.keys(value)[0] : undefined;
+    throw genericError(`Invalid parameter '${sub === undefined ? path : `${path}.${sub}`}'`);
+  }
+  if (m.kind === "bool") {
+    if (KEYVAL_TRUE.has(value)) return true;
+    if (KEYVAL_FALSE.has(value)) return false;
+    throw genericError(`Parameter '${path}' expects 'on' or 'off'`);
+  }
+  if (m.kind === "int") {
+    const size = m.int === "size";
+    const n = parseKeyvalNumber(value, size);
+    if (n === undefined) throw genericError(`Parameter '${path}' expects ${size ? texts.size : texts.int}`);
+    return n;
+  }
+  return value;
+}
+
+function keyvalStruct(
+  dict: Record<string, unknown>,
+  members: Record<string, v.GenericSchema>,
+  prefix: string,
+  dialect: ObjectOptionDialect,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(dict)) {
+    const path = prefix ? `${prefix}.${key}` : key;
+    const sch = members[key];
+    if (sch) out[key] = keyvalMember(path, value, sch, dialect);
+    else {
+      const text = KEYVAL_TEXTS[dialect].unknown(path);
+      if (text) throw genericError(text);
+      out[key] = value;
+    }
+  }
+  return out;
+}
+
+/** A keyval -object option (`throttle-group,id=tg0,x-bps-total=1048576`): every value a string until typed here. */
+function objectArgsFromKeyval(dict: Record<string, unknown>, dialect: ObjectOptionDialect): Record<string, unknown> {
+  const m = metaOf(ObjectOptions) as Extract<ReturnType<typeof metaOf>, { kind: "union" }>;
+  const members = (m.variants[dict["qom-type"] as string] ?? {}) as Record<string, v.GenericSchema>;
+  const { "qom-type": type, id, ...rest } = dict;
+  return { "qom-type": type, id, ...keyvalStruct(rest, members, "", dialect) };
+}
+
+/**
+ * What QEMU checks of an -object option while it parses the command line:
+ * the type, the id and, for the types modelled here, every member (keyval
+ * strings typed as above). Returns object-add's arguments, or undefined for
+ * a type that is only recorded.
+ */
+export function parseObjectOption(
+  dict: Record<string, unknown>,
+  form: { keyval: boolean; dialect: ObjectOptionDialect },
+): Record<string, unknown> | undefined {
+  const type = dict["qom-type"];
+  if (typeof type !== "string") throw genericError("Parameter 'qom-type' is missing");
+  if (!(OBJECT_TYPES as readonly string[]).includes(type)) throw genericError(`Parameter 'qom-type' does not accept value '${type}'`);
+  if (dict.id === undefined) throw genericError("Parameter 'id' is missing");
+  if (!USER_TYPES.has(type)) return undefined;
+  const args = validateArgs(ObjectOptions, form.keyval ? objectArgsFromKeyval(dict, form.dialect) : dict);
+  if (!isWellFormedId(args.id as string)) throw genericError("Parameter 'id' expects an identifier");
+  return args;
+}
+
+/** object-add, for the command and for -object: validated arguments in, the object under /objects. */
+export function addObject(emu: Emulator, args: Record<string, unknown>): void {
+  const valid = validateArgs(ObjectOptions, args);
+  createObject(emu, valid, valid["qom-type"] as string, valid.id as string);
+}
+
+function createObject(emu: Emulator, args: Record<string, unknown>, type: string, id: string): void {
+  if (!isWellFormedId(id)) throw genericError("Parameter 'id' expects an identifier");
+  const kind = USER_TYPES.get(type);
+  if (!kind) throw genericError(`qmpemu does not emulate objects of type '${type}'`);
+  const objects = extraState(emu).qom.objects();
+  // QEMU sets the properties, adds the object under /objects, then completes it:
+  // property errors come before a duplicate id, completion errors after.
+  const duplicate = () => genericError(`attempt to add duplicate property '${id}' to object (type 'container')`);
+  let obj;
+  try {
+    obj = kind.create(args, id, objects.children.values());
+  } catch (e) {
+    if (failedWhenCompleting(e)) {
+      if (objects.children.has(id)) throw duplicate();
+      // Added, then removed when completion failed: it leaves its trace in the hash table.
+      objects.noteTransientChild(id);
+    }
+    throw e;
+  }
+  if (objects.children.has(id)) throw duplicate();
+  objects.addChild(id, obj);
+}
+
 export const commands: CommandDef[] = [
   defineCommand({
     name: "object-add",
     args: ObjectOptions,
     handler: (args, { emu }) => {
       const { "qom-type": type, id } = args as { "qom-type": string; id: string };
-      if (!isWellFormedId(id)) throw genericError("Parameter 'id' expects an identifier");
-      const kind = USER_TYPES.get(type);
-      if (!kind) throw genericError(`qmpemu does not emulate objects of type '${type}'`);
-      const objects = extraState(emu).qom.objects();
-      // QEMU sets the properties, adds the object under /objects, then completes it:
-      // property errors come before a duplicate id, completion errors after.
-      const duplicate = () => genericError(`attempt to add duplicate property '${id}' to object (type 'container')`);
-      let obj;
-      try {
-        obj = kind.create(args as Record<string, unknown>, id, objects.children.values());
-      } catch (e) {
-        if (failedWhenCompleting(e)) {
-          if (objects.children.has(id)) throw duplicate();
-          // Added, then removed when completion failed: it leaves its trace in the hash table.
-          objects.noteTransientChild(id);
-        }
-        throw e;
-      }
-      if (objects.children.has(id)) throw duplicate();
-      objects.addChild(id, obj);
+      createObject(emu, args as Record<string, unknown>, type, id);
     },
   }),
   defineCommand({

@@ -5,8 +5,11 @@
  * line, layout of entries) must match, not the lists themselves.
  * Skipped when QEMU is not installed.
  */
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { has, qemuNamedLinks, runSync } from "./helpers.ts";
+import { has, QmpClient, qemuNamedLinks, runSync, tmpDir, waitFor } from "./helpers.ts";
 
 const haveQemu = has("qemu-system-x86_64") && has("qemu-storage-daemon");
 const links = haveQemu ? qemuNamedLinks() : { system: "", storageDaemon: "" };
@@ -64,9 +67,30 @@ const SYSTEM_ERRORS: string[][] = [
   ["-blockdev", "driver=null-co,node-name=n0,size=abc"],
   ["-drive", "file=/nonexistent.img,if=none,id=d0"],
   ["-blockdev", "driver=null-co,node-name=a", "-blockdev", "driver=null-co,node-name=a"],
+  // -object: checked while parsing (with the location), created before the block devices (without).
+  ["-object", "throttle-group,id=tg0,x-bps-total=abc"],
+  ["-object", "throttle-group,id=tg0,limits.bps-total=1048576"],
+  ["-object", "throttle-group,id=tg0,bogus=1"],
+  ["-object", "iothread,id=9x"],
+  ["-object", "throttle-group"],
+  ["-object", "nosuchtype,id=a"],
+  ["-object", '{"qom-type":"throttle-group","id":"tg1","limits":{"iops-total":"5"}}'],
+  ["-object", "memory-backend-ram,id=m0,size=1M,share=maybe"],
+  ["-object", "memory-backend-ram,id=m0,size=abc"],
+  ["-object", "throttle-group,id=tg0,x-bps-total=1048576,x-bps-read=5"],
+  ["-object", "iothread,id=io0,poll-max-ns=-5"],
+  ["-object", "iothread,id=io0", "-object", "iothread,id=io0"],
+  ["-blockdev", "driver=null-co,node-name=n0", "-blockdev", "driver=throttle,node-name=t0,throttle-group=tg0,file=n0"],
 ];
 
 const STORAGE_DAEMON_ERRORS: string[][] = [
+  ["--object", "throttle-group,id=tg0,bogus=1"],
+  ["--object", "throttle-group,id=tg0,x-bps-total=abc"],
+  ["--object", "throttle-group,id=tg0,limits.bps-total=abc"],
+  ["--object", "memory-backend-ram,id=m0,size=abc"],
+  ["--object", "iothread,id=9x"],
+  ["--object", "throttle-group,id=tg0,x-bps-total=1048576,x-bps-read=5"],
+  ["--object", "iothread,id=io0", "--object", "iothread,id=io0"],
   ["--foo"],
   ["--chardev"],
   ["-x"],
@@ -124,5 +148,57 @@ describe.skipIf(!haveQemu)("help queries: QEMU's form", () => {
     const mask = (out: string) => out.replace(/\(.*\)/, "(...)");
     expect(mask(runSync(links.system, ["--version"]).stdout)).toBe(mask(runSync("qemu-system-x86_64", ["--version"]).stdout));
     expect(mask(runSync(links.storageDaemon, ["--version"]).stdout)).toBe(mask(runSync("qemu-storage-daemon", ["--version"]).stdout));
+  });
+});
+
+describe.skipIf(!haveQemu)("-object at startup: the same objects and nodes as QEMU 7.2", () => {
+  /** Starts `bin` with `args` and a QMP socket, asks `queries`, quits; the replies in order. */
+  async function ask(bin: string, args: string[], queries: [string, object?][]): Promise<unknown[]> {
+    const dir = tmpDir();
+    const sock = path.join(dir, "q.sock");
+    const system = !bin.includes("storage-daemon");
+    const mon = system ? ["-qmp", `unix:${sock},server=on,wait=off`] : ["--chardev", `socket,id=m,path=${sock},server=on,wait=off`, "--monitor", "m"];
+    const child = spawn(bin, [...(system ? BASE : []), ...args, ...mon], { stdio: "ignore" });
+    try {
+      await waitFor(() => fs.existsSync(sock));
+      const c = await QmpClient.connect(sock);
+      await c.handshake();
+      const out: unknown[] = [];
+      for (const [cmd, a] of queries) out.push(await c.execute(cmd, a));
+      c.close();
+      return out;
+    } finally {
+      child.kill();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  const QUERIES: [string, object?][] = [
+    ["qom-list", { path: "/objects" }],
+    ["qom-get", { path: "/objects/tg0", property: "limits" }],
+    ["query-named-block-nodes", { flat: true }],
+    ["query-iothreads"],
+    ["object-del", { id: "tg0" }],
+  ];
+  const mask = (replies: unknown[]) => JSON.parse(JSON.stringify(replies).replace(/"thread-id":\d+/g, '"thread-id":0'));
+
+  it("qemu-system-x86_64: a throttle-group, an iothread and a throttle filter over them", async () => {
+    const args = [
+      "-object", "throttle-group,id=tg0,x-bps-total=1048576,x-iops-total=50",
+      "-object", "iothread,id=io0,poll-max-ns=32768",
+      "-blockdev", "driver=null-co,node-name=n0,size=67108864",
+      "-blockdev", "driver=throttle,node-name=t0,throttle-group=tg0,file=n0",
+    ];
+    const ours = mask(await ask(links.system, args, QUERIES));
+    expect(ours).toEqual(mask(await ask("qemu-system-x86_64", args, QUERIES)));
+    expect(JSON.stringify(ours)).toContain('"bps-total":1048576');
+  });
+
+  it("qemu-storage-daemon: nested limits in keyval form", async () => {
+    const args = ["--object", "throttle-group,id=tg0,limits.bps-total=1048576,limits.iops-read=7", "--blockdev", "driver=null-co,node-name=n0,size=67108864", "--blockdev", "driver=throttle,node-name=t0,throttle-group=tg0,file=n0"];
+    const q: [string, object?][] = QUERIES.filter(([cmd]) => cmd !== "query-iothreads");
+    const ours = mask(await ask(links.storageDaemon, args, q));
+    expect(ours).toEqual(mask(await ask("qemu-storage-daemon", args, q)));
+    expect(JSON.stringify(ours)).toContain('"iops-read":7');
   });
 });

@@ -102,13 +102,13 @@ export class FileStore implements ByteStore {
     return this.sizeSync();
   }
 
-  readSync(buf: Uint8Array, offset: number): void {
+  /** Fills `buf` from `offset` with `read` (zeros past the end of the file). */
+  private async readAll(buf: Uint8Array, offset: number, read: (at: number, len: number) => number | Promise<number>): Promise<void> {
     let done = 0;
     while (done < buf.length) {
-      const want = Math.min(buf.length - done, MAX_IO);
       let n: number;
       try {
-        n = fs.readSync(this.fd, buf, done, want, offset + done);
+        n = await read(done, Math.min(buf.length - done, MAX_IO));
       } catch (e) {
         throw fromFsError(e);
       }
@@ -121,10 +121,12 @@ export class FileStore implements ByteStore {
   }
 
   async pread(buf: Uint8Array, offset: number): Promise<void> {
-    if (buf.length >= ASYNC_IO_MIN) return this.track(() => this.readInPool(buf, offset));
+    if (buf.length >= ASYNC_IO_MIN) {
+      return this.track(() => this.readAll(buf, offset, (at, len) => readAsync(this.fd, buf, at, len, offset + at)));
+    }
     for (let done = 0; done < buf.length; done += PACED_IO_CHUNK) {
       const piece = buf.subarray(done, Math.min(buf.length, done + PACED_IO_CHUNK));
-      this.readSync(piece, offset + done);
+      await this.readAll(piece, offset + done, (at, len) => fs.readSync(this.fd, piece, at, len, offset + done + at));
       await paceSyncIo(piece.length);
     }
   }
@@ -159,23 +161,6 @@ export class FileStore implements ByteStore {
       const piece = data.subarray(done, Math.min(data.length, done + PACED_IO_CHUNK));
       this.writeSync(piece, offset + done);
       await paceSyncIo(piece.length);
-    }
-  }
-
-  private async readInPool(buf: Uint8Array, offset: number): Promise<void> {
-    let done = 0;
-    while (done < buf.length) {
-      let n: number;
-      try {
-        n = await readAsync(this.fd, buf, done, Math.min(buf.length - done, MAX_IO), offset + done);
-      } catch (e) {
-        throw fromFsError(e);
-      }
-      if (n === 0) {
-        buf.fill(0, done);
-        return;
-      }
-      done += n;
     }
   }
 

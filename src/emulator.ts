@@ -19,6 +19,8 @@ import { validateArgs } from "./commands/validate.ts";
 import { Machine, type ShutdownCause } from "./machine.ts";
 import { extraState } from "./machine-extra/state.ts";
 import { throttleGroupRef } from "./qom/throttle-group.ts";
+import { runHmp } from "./commands/hmp.ts";
+import { HmpSession } from "./hmp/session.ts";
 import { MonitorHub } from "./qmp/hub.ts";
 import { InProcessClient } from "./qmp/in-process.ts";
 import { MonitorListener, socketTransport } from "./qmp/server.ts";
@@ -38,10 +40,12 @@ export interface MonitorSpec {
   pretty?: boolean;
   /** The chardev id (query-yank); -qmp monitors are compat_monitor0, 1, ... */
   id?: string;
+  /** "readline" serves a human monitor (HMP); default "control" (QMP). */
+  mode?: "control" | "readline";
 }
 
 export interface EmulatorOptions {
-  /** QMP monitors (-qmp, -chardev + -mon, --monitor). */
+  /** Monitors (-qmp, -monitor, -chardev + -mon, --monitor); QMP unless mode is "readline". */
   monitors?: MonitorSpec[];
   /** Reported by the greeting and query-version. */
   version?: { major: number; minor: number; micro: number };
@@ -74,6 +78,7 @@ export class Emulator {
   /** Resolves once the emulator has shut down (quit, or close()). */
   readonly whenQuit: Promise<ShutdownCause>;
   private readonly listeners: MonitorListener[] = [];
+  private readonly hmpSessions = new Set<HmpSession>();
   /** Run by close() before the block layer closes (e.g. the NBD server drops its clients). */
   readonly closeHooks: (() => Promise<void>)[] = [];
   private resolveQuit!: (cause: ShutdownCause) => void;
@@ -117,7 +122,7 @@ export class Emulator {
       if (c.kind !== "unix" && c.kind !== "tcp") continue; // stdio / fd: the CLI attaches those
       const l = new MonitorListener(
         c.kind === "unix" ? { kind: "unix", path: c.path } : { kind: "tcp", host: c.host, port: c.port },
-        (sock, opts) => this.attachTransport(socketTransport(sock), opts),
+        (sock, opts) => (spec.mode === "readline" ? this.attachHmp(socketTransport(sock)) : this.attachTransport(socketTransport(sock), opts)),
         { pretty: spec.pretty, chardevId: id },
       );
       await l.listen();
@@ -133,6 +138,26 @@ export class Emulator {
   /** Runs a QMP monitor session on any byte stream; it greets immediately. */
   attachTransport(t: Transport, opts: MonitorOptions = {}): QmpSession {
     return this.monitors.attach(t, opts);
+  }
+
+  /**
+   * Runs a human monitor (HMP) on any byte stream: banner and prompt now,
+   * lines run through the shared in-band dispatcher like QMP commands.
+   */
+  attachHmp(t: Transport): HmpSession {
+    const v = this.machine.version.qemu;
+    const s = new HmpSession(
+      t,
+      {
+        version: () => `${v.major}.${v.minor}.${v.micro}`,
+        run: (line, session) => runHmp(line, { emu: this, session }),
+        quitting: () => this.shuttingDown !== undefined || this.closing !== undefined,
+      },
+      this.monitors.dispatcher,
+    );
+    this.hmpSessions.add(s);
+    s.onClose(() => this.hmpSessions.delete(s));
+    return s;
   }
 
   /** An in-process client connection (tests, embedding). */
@@ -183,6 +208,7 @@ export class Emulator {
       await this.block.close();
       await Promise.all(this.listeners.map((l) => l.close()));
       this.monitors.closeAll();
+      for (const s of [...this.hmpSessions]) s.close();
       this.resolveQuit(cause);
     })();
     return this.closing;

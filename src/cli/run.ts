@@ -11,6 +11,7 @@ import type * as net from "node:net";
 import { VirtualClock } from "../core/clock.ts";
 import { createEmulator, type Emulator, type EmulatorOptions, type MonitorSpec } from "../emulator.ts";
 import { socketTransport } from "../qmp/server.ts";
+import type { Transport } from "../qmp/transport.ts";
 import { parseCommandLine, type CliConfig, type MonitorRequest } from "./args.ts";
 import { describeListener, type Chardev } from "./chardev.ts";
 import { isDaemonChild, signalReady, spawnDaemon } from "./daemonize.ts";
@@ -93,13 +94,13 @@ function findDemoImage(cwd: string): string | undefined {
 function listeningSpec(mon: MonitorRequest, dev: Chardev): MonitorSpec | undefined {
   const a = dev.address;
   if (dev.backend !== "socket" || !dev.server || !a || a.kind === "fd") return undefined;
-  return { chardev: a.kind === "unix" ? { kind: "unix", path: a.path } : { kind: "tcp", host: a.host, port: a.port }, pretty: mon.pretty, id: dev.id };
+  const chardev: MonitorSpec["chardev"] = a.kind === "unix" ? { kind: "unix", path: a.path } : { kind: "tcp", host: a.host, port: a.port };
+  return { chardev, pretty: mon.pretty, id: dev.id, mode: mon.mode };
 }
 
 function emulatorOptions(cfg: CliConfig): EmulatorOptions {
   const monitors: MonitorSpec[] = [];
   for (const mon of cfg.monitors) {
-    if (mon.mode !== "control") continue;
     const spec = listeningSpec(mon, cfg.chardevs.find((c) => c.id === mon.chardevId)!);
     if (spec) monitors.push(spec);
   }
@@ -159,11 +160,11 @@ interface Resources {
 /** Starts the monitors the emulator does not listen on itself: stdio, fds, outgoing sockets. */
 async function attachOtherMonitors(emu: Emulator, cfg: CliConfig, res: Resources): Promise<void> {
   for (const mon of cfg.monitors) {
-    if (mon.mode !== "control") continue; // HMP monitors are accepted but not served
     const dev = cfg.chardevs.find((c) => c.id === mon.chardevId)!;
     const opts = { pretty: mon.pretty, chardevId: dev.id };
+    const attach = (t: Transport) => (mon.mode === "readline" ? emu.attachHmp(t) : emu.attachTransport(t, opts));
     if (dev.backend === "stdio") {
-      emu.attachTransport(stdioTransport(), opts);
+      attach(stdioTransport());
       continue;
     }
     const a = dev.address;
@@ -172,7 +173,7 @@ async function attachOtherMonitors(emu: Emulator, cfg: CliConfig, res: Resources
       const where = dev.origin ?? mon.origin;
       if (!isSocketFd(a.fd)) throw new StartupError(`${where}: File descriptor '${a.fd}' is not a socket`);
       if (dev.server) {
-        const l = new FdListener(a.fd, (sock, done) => emu.attachTransport(socketTransport(sock), opts).onClose(done));
+        const l = new FdListener(a.fd, (sock, done) => attach(socketTransport(sock)).onClose(done));
         try {
           await l.listen();
         } catch (e) {
@@ -182,11 +183,11 @@ async function attachOtherMonitors(emu: Emulator, cfg: CliConfig, res: Resources
       } else {
         const sock = socketFromFd(a.fd);
         res.sockets.push(sock);
-        emu.attachTransport(socketTransport(sock), opts);
+        attach(socketTransport(sock));
       }
     } else if (!dev.server) {
       res.sockets.push(await connectFor(a, dev.origin ?? mon.origin));
-      emu.attachTransport(socketTransport(res.sockets[res.sockets.length - 1]), opts);
+      attach(socketTransport(res.sockets[res.sockets.length - 1]!));
     }
   }
 }

@@ -8,17 +8,31 @@
  * exec-oob can get through while it executes; with OOB off the session
  * resumes only after the reply is sent (strict lock-step).
  */
-import { QUEUE_MAX, type QmpSession, type RequestScheduler } from "./session.ts";
+import { QUEUE_MAX, type RequestScheduler } from "./session.ts";
+
+/**
+ * What the dispatcher needs of a monitor with queued in-band work: QMP
+ * sessions, and HMP sessions (src/hmp/session.ts) whose lines share the queue.
+ */
+export interface InBandQueue<T = unknown> {
+  inReadyList: boolean;
+  readonly isClosed: boolean;
+  readonly queue: T[];
+  /** Whether the monitor negotiated OOB (never for HMP). */
+  readonly oob: boolean;
+  resume(): void;
+  runInBand(item: T): void | Promise<void>;
+}
 
 /** Requests run back to back before yielding to I/O, so sockets stay serviced. */
 const BATCH = 2048;
 
 export class Dispatcher implements RequestScheduler {
-  private ready: QmpSession[] = [];
+  private ready: InBandQueue[] = [];
   private head = 0;
   private running = false;
 
-  enqueue(session: QmpSession): void {
+  enqueue(session: InBandQueue): void {
     if (!session.inReadyList) {
       session.inReadyList = true;
       this.ready.push(session);
@@ -31,7 +45,7 @@ export class Dispatcher implements RequestScheduler {
     return this.running;
   }
 
-  private take(): QmpSession | undefined {
+  private take(): InBandQueue | undefined {
     while (this.head < this.ready.length) {
       const s = this.ready[this.head++]!;
       if (this.head > 1024 && this.head * 2 > this.ready.length) {

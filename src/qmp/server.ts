@@ -7,16 +7,21 @@
  */
 import * as fs from "node:fs";
 import * as net from "node:net";
-import type { QmpSession } from "./session.ts";
 import { socketTransport, type MonitorOptions } from "./transport.ts";
 
 export type ListenAddress = { kind: "unix"; path: string } | { kind: "tcp"; host: string; port: number };
 
-export type SessionFactory = (sock: net.Socket, opts: MonitorOptions) => QmpSession;
+/** A monitor session on an accepted socket (QMP, or HMP from src/hmp). */
+export interface MonitorConnection {
+  onClose(fn: () => void): void;
+  close(): void;
+}
+
+export type SessionFactory = (sock: net.Socket, opts: MonitorOptions) => MonitorConnection;
 
 export class MonitorListener {
   private server: net.Server | undefined;
-  private current: { sock: net.Socket; session: QmpSession } | undefined;
+  private current: { sock: net.Socket; session: MonitorConnection } | undefined;
   private readonly waiting: net.Socket[] = [];
   private closed = false;
 

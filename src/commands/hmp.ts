@@ -72,7 +72,9 @@ const ALIASES: Record<string, string> = { c: "cont", q: "quit", "?": "help", s: 
 
 function helpLine(name: string): string {
   const [args, help] = HELP[name] ?? ["", ""];
-  return `${name} ${args} -- ${help}\n`;
+  // QEMU lists a command's short form after it: "stop|s".
+  const alias = Object.keys(ALIASES).find((a) => ALIASES[a] === name);
+  return `${alias ? `${name}|${alias}` : name} ${args} -- ${help}\n`;
 }
 
 function helpFor(words: string[], table: Map<string, HmpCommand>): string {

@@ -119,10 +119,13 @@ export class LineEditor {
 
   private csi(final: string): void {
     switch (final) {
+      // QEMU 7.2 takes CSI F and E as history keys too (not End / next line).
       case "A":
+      case "F":
         this.historyUp();
         break;
       case "B":
+      case "E":
         this.historyDown();
         break;
       case "C":
@@ -130,12 +133,6 @@ export class LineEditor {
         break;
       case "D":
         if (this.cursor > 0) this.cursor--;
-        break;
-      case "F":
-        this.cursor = this.buf.length;
-        break;
-      case "H":
-        this.cursor = 0;
         break;
       case "~":
         if (this.escParam === 1) this.cursor = 0;

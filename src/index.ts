@@ -11,6 +11,7 @@
 export { createEmulator, Emulator } from "./emulator.ts";
 export type { EmulatorOptions, MonitorSpec, ChardevSpec } from "./emulator.ts";
 export { InProcessClient } from "./qmp/in-process.ts";
+export type { HmpSession } from "./hmp/session.ts";
 export type { Transport, MonitorOptions } from "./qmp/transport.ts";
 export { socketTransport } from "./qmp/transport.ts";
 export { QmpError } from "./core/error.ts";

@@ -16,6 +16,7 @@ const HISTORY_MAX = 64;
 const CURSOR_LEFT = "\x1b[D";
 const CURSOR_RIGHT = "\x1b[C";
 const ERASE_TO_EOL = "\x1b[K";
+const CLEAR_SCREEN = "\x1b[2J\x1b[1;1H";
 
 type EscState = "norm" | "esc" | "csi" | "ss3";
 
@@ -30,6 +31,8 @@ export class LineEditor {
   private readonly history: string[] = [];
   /** Index into history while browsing it, -1 when editing a fresh line. */
   private histEntry = -1;
+
+  constructor(private readonly prompt: string) {}
 
   /** The prompt was just printed: the terminal line is empty. */
   promptShown(): void {
@@ -56,6 +59,11 @@ export class LineEditor {
             break;
           case 5:
             this.cursor = this.buf.length;
+            break;
+          case 12:
+            // Ctrl-L: clear the screen, home the cursor, prompt; the line is redrawn below.
+            echo += CLEAR_SCREEN + this.prompt;
+            this.promptShown();
             break;
           case 10:
           case 13:

@@ -39,7 +39,7 @@ export class HmpSession implements InBandQueue<string> {
   /** Entered lines waiting for the dispatcher (at most one). */
   readonly queue: string[] = [];
   inReadyList = false;
-  private readonly editor = new LineEditor();
+  private readonly editor = new LineEditor(PROMPT);
   /** Received bytes not yet fed to the editor. */
   private pending: Uint8Array[] = [];
   private waitingForCommand = false;

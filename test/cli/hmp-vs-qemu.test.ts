@@ -37,6 +37,7 @@ const KEYS: string[] = [
   "info statusxy\x1b[D\x1b[3~\x1b[F\x08\n", // left, Delete, CSI F (history up in QEMU 7.2), BS
   "abc\x1b[E\x1b[4~\n", // CSI E (history down), CSI 4~ (end)
   "info xyz  \x17status\x1bOH\x1b[C\x1b[1~\x05\n", // Ctrl-W, SS3 Home, right, CSI 1~, Ctrl-E
+  "info na\x0cme\n", // Ctrl-L
   "info name\n",
   "help stop\n",
   "help c\n",

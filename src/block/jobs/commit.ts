@@ -185,7 +185,7 @@ export class CommitJob {
     const filter = this.filter!;
     const overlays = filter.parents.map((e) => e.parentNode).filter((n): n is BlockNode => !!n);
     const name = this.p.backingFile ?? skipFilters(base).driver.filename();
-    this.releaseEdges();
+    JobEdges.release(this.edges, this.p.layer);
     layer.replaceNode(filter, base);
     this.filter = null;
     for (const o of overlays) {
@@ -197,7 +197,7 @@ export class CommitJob {
 
   /** commit_abort: the filter goes away, the chain is as before. */
   async abort(): Promise<void> {
-    this.releaseEdges();
+    JobEdges.release(this.edges, this.p.layer);
     if (this.filter) {
       const f = this.filter;
       this.filter = null;
@@ -206,16 +206,11 @@ export class CommitJob {
   }
 
 
-  private releaseEdges(): void {
-    if (this.edges) this.edges.release();
-    else this.p.layer.graph.refreshPermsRelaxed();
-  }
-
   /** commit_clean: base read-only again if it was. */
   async clean(): Promise<void> {
     if (this.cleaned) return;
     this.cleaned = true;
-    this.releaseEdges();
+    JobEdges.release(this.edges, this.p.layer);
     if (this.baseWasReadOnly) await this.p.layer.reopen(this.p.base, true).catch(() => {});
   }
 }

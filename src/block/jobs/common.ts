@@ -98,6 +98,12 @@ export class JobEdges {
     for (const e of this.edges.splice(0)) this.layer.graph.unlink(e);
     this.layer.graph.refreshPermsRelaxed();
   }
+
+  /** Releases `edges`, or for a job that never attached any, still loosens the graph's permissions. */
+  static release(edges: JobEdges | null, layer: BlockLayer): void {
+    if (edges) edges.release();
+    else layer.graph.refreshPermsRelaxed();
+  }
 }
 
 /** Ids of the jobs a drained section on `node` reaches (upwards through parent nodes). */

@@ -189,16 +189,11 @@ export class StreamJob {
     // QEMU drops the filter, then re-points the backing in a second drained section.
     await this.p.drain?.(top);
     await this.p.drain?.(top);
-    this.releaseEdges();
+    JobEdges.release(this.edges, this.p.layer);
     await layer.setBacking(top, base);
     await layer.changeBackingFile(top, name, format);
   }
 
-
-  private releaseEdges(): void {
-    if (this.edges) this.edges.release();
-    else this.p.layer.graph.refreshPermsRelaxed();
-  }
 
   /** stream_clean: filter out, read-only again if it was. */
   async clean(): Promise<void> {
@@ -206,7 +201,7 @@ export class StreamJob {
     this.cleaned = true;
     await this.p.drain?.(this.p.device);
     await this.p.drain?.(this.p.device);
-    this.releaseEdges();
+    JobEdges.release(this.edges, this.p.layer);
     await this.p.layer.removeFilter(this.filter);
     if (this.wasReadOnly) await this.p.layer.reopen(this.p.device, true).catch(() => {});
   }

@@ -15,5 +15,5 @@ export type { HmpSession } from "./hmp/session.ts";
 export type { Transport, MonitorOptions } from "./qmp/transport.ts";
 export { socketTransport } from "./qmp/transport.ts";
 export { QmpError } from "./core/error.ts";
-export { JsonReader, JsonFloat } from "./qmp/json-reader.ts";
-export { serialize } from "./qmp/json-writer.ts";
+export { JsonReader, JsonFloat } from "./json/reader.ts";
+export { serialize } from "./json/writer.ts";

@@ -9,7 +9,7 @@ import type { BlockLayer } from "./index.ts";
 import type { BlockNode } from "./node.ts";
 import { resolveBackingPath } from "./paths.ts";
 import { permQapiList } from "./perms.ts";
-import { qdictOrder } from "../qmp/json-writer.ts";
+import { qdictOrder } from "../json/writer.ts";
 
 type Json = Record<string, unknown>;
 

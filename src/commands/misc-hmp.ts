@@ -7,7 +7,7 @@ import { genericError, isQmpError } from "../core/error.ts";
 import { extraState } from "../machine-extra/state.ts";
 import { MIGRATION_CAPABILITIES } from "../machine-extra/migration.ts";
 import { resolvePath, type QomObject } from "../qom/object.ts";
-import { serialize } from "../qmp/json-writer.ts";
+import { serialize } from "../json/writer.ts";
 import type { CommandContext, CommandDef } from "./command.ts";
 import type { HmpCommand } from "./hmp-command.ts";
 

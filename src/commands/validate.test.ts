@@ -4,7 +4,7 @@
  * schemas here mirror those commands' QAPI definitions.
  */
 import { describe, expect, it } from "vitest";
-import { JsonFloat, JsonReader } from "../qmp/json-reader.ts";
+import { JsonFloat, JsonReader } from "../json/reader.ts";
 import { commands as machineCommands } from "./machine.ts";
 import { alternate, any, array, bool, enumOf, int, nil, optional, str, struct, union } from "./qapi.ts";
 import { leftoverOrder, validateArgs } from "./validate.ts";

@@ -12,8 +12,8 @@
  */
 import type * as v from "valibot";
 import { genericError } from "../core/error.ts";
-import { JsonFloat } from "../qmp/json-reader.ts";
-import { qdictOrder } from "../qmp/json-writer.ts";
+import { JsonFloat } from "../json/reader.ts";
+import { qdictOrder } from "../json/writer.ts";
 import { qapiMeta, type IntKind, type QapiMeta } from "./qapi.ts";
 
 type AnySchema = v.GenericSchema & {

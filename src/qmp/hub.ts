@@ -5,7 +5,7 @@
  */
 import type { EventBus, QmpEvent } from "../core/events.ts";
 import { Dispatcher } from "./dispatcher.ts";
-import { frame } from "./json-writer.ts";
+import { frame } from "../json/writer.ts";
 import { QmpSession, type CommandHost, type GreetingInfo } from "./session.ts";
 import type { MonitorOptions, Transport } from "./transport.ts";
 

@@ -3,7 +3,7 @@
  * the server side and a client that sends JSON (or raw bytes) and receives
  * parsed messages, with no socket in between.
  */
-import { JsonReader, type JsonValue } from "./json-reader.ts";
+import { JsonReader, type JsonValue } from "../json/reader.ts";
 import type { Transport } from "./transport.ts";
 
 type Msg = Record<string, JsonValue>;

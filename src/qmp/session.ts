@@ -8,8 +8,8 @@
  */
 import { QmpError } from "../core/error.ts";
 import type { QmpEvent } from "../core/events.ts";
-import { JsonReader, type JsonValue, type ReaderItem } from "./json-reader.ts";
-import { frame, qdictOrder } from "./json-writer.ts";
+import { JsonReader, type JsonValue, type ReaderItem } from "../json/reader.ts";
+import { frame, qdictOrder } from "../json/writer.ts";
 import type { MonitorOptions, Transport } from "./transport.ts";
 
 /** QMP_REQ_QUEUE_LEN_MAX: in-band requests a monitor queues with OOB on. */

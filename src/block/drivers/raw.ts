@@ -3,7 +3,7 @@ import { genericError } from "../../core/error.ts";
 import { ioError } from "../../image/errors.ts";
 import type { DriverDef, NodeDriver } from "../driver.ts";
 import type { BlockNode } from "../node.ts";
-import { serialize } from "../../qmp/json-writer.ts";
+import { serialize } from "../../json/writer.ts";
 import { filterPerms, Perm } from "../perms.ts";
 
 export const rawDriver: DriverDef = {

@@ -14,7 +14,7 @@
 import { genericError } from "../../core/error.ts";
 import type { Clock } from "../../core/clock.ts";
 import type { DriverDef, NodeDriver } from "../driver.ts";
-import { serialize } from "../../qmp/json-writer.ts";
+import { serialize } from "../../json/writer.ts";
 import { fullOptions } from "./raw.ts";
 
 /** What the block layer needs of a throttle-group object. */

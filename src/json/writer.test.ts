@@ -1,7 +1,7 @@
 import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { JsonFloat } from "./json-reader.ts";
-import { formatG17, frame, qdictBucket, quoteString, serialize } from "./json-writer.ts";
+import { JsonFloat } from "./reader.ts";
+import { formatG17, frame, qdictBucket, quoteString, serialize } from "./writer.ts";
 
 const havePython = spawnSync("which", ["python3"]).status === 0;
 

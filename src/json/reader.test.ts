@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { JsonFloat, JsonReader, JSON_LIMITS, type ReaderItem } from "./json-reader.ts";
+import { JsonFloat, JsonReader, JSON_LIMITS, type ReaderItem } from "./reader.ts";
 
 const enc = new TextEncoder();
 

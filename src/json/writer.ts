@@ -10,7 +10,7 @@
  *   ids come out in the same member order as real QEMU's.
  * Each message goes on the wire followed by "\r\n" (see frame()).
  */
-import { JsonFloat } from "./json-reader.ts";
+import { JsonFloat } from "./reader.ts";
 
 const BUCKETS = 512;
 const bucketCache = new Map<string, number>();

@@ -134,11 +134,18 @@ describe.skipIf(!hasQemuImg)("NBD max-connections", { timeout: 60_000 }, () => {
       const first = run(`qemu-io -r -f raw -c "sleep 600" '${url}'`);
       const ex = blockExports(s.emu);
       for (let i = 0; i < 500 && !ex.clientCount(ex.find("e0")!); i++) await new Promise((r) => setTimeout(r, 10));
-      let firstDone = false;
-      void first.then(() => (firstDone = true));
+      const firstConnected = Date.now();
+      // The server must never hold two clients; the second gets in once the first
+      // (connected for its 600 ms sleep) has gone. The first process's exit may be
+      // seen after the second's, so the server's count is what is checked.
+      let most = 0;
+      const watch = setInterval(() => (most = Math.max(most, ex.clientCount(ex.find("e0")!))), 2);
       const second = await run(`qemu-img info --output=json '${url}'`);
+      clearInterval(watch);
       expect(second.code, second.out).toBe(0);
-      expect(firstDone).toBe(true);
+      expect(most).toBe(1);
+      expect(Date.now() - firstConnected).toBeGreaterThanOrEqual(400);
+      await first;
     } finally {
       await s.close();
     }

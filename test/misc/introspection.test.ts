@@ -3,13 +3,13 @@
  * machine-extra, no-devices, migration and QOM modules: the SchemaInfo entries must
  * have the same structure once masked type names are resolved.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { commands as extraCommands, events as extraEvents } from "../../src/commands/machine-extra.ts";
 import { commands as migrationCommands } from "../../src/commands/migration.ts";
 import { commands as noDeviceCommands } from "../../src/commands/no-devices.ts";
 import { commands as qomCommands } from "../../src/commands/qom.ts";
-import { haveQemu, startEmu, startQemu, type Peer } from "../protocol/harness.ts";
-import { entity, fetchReturn, type Info } from "../protocol/schema-view.ts";
+import { haveQemu } from "../protocol/harness.ts";
+import { bothSchemas, entity, fetchReturn, type Info } from "../protocol/schema-view.ts";
 
 
 /**
@@ -20,33 +20,23 @@ import { entity, fetchReturn, type Info } from "../protocol/schema-view.ts";
 const NARROWER = new Set(["object-add", "query-pci"]);
 
 describe.skipIf(!haveQemu)("machine-extra / migration / QOM introspection vs real QEMU", () => {
-  let qemu: Peer;
-  let emu: Peer;
-  let theirs: Info[];
-  let ours: Info[];
-  beforeAll(async () => {
-    [qemu, emu] = await Promise.all([startQemu(), startEmu()]);
-    [theirs, ours] = await Promise.all([fetchReturn(qemu, "query-qmp-schema"), fetchReturn(emu, "query-qmp-schema")]);
-  });
-  afterAll(async () => {
-    await Promise.all([qemu?.stop(), emu?.stop()]);
-  });
+  const schemas = bothSchemas();
 
   const names = [...extraCommands, ...noDeviceCommands, ...migrationCommands, ...qomCommands].map((c) => c.name);
   for (const name of names.filter((n) => !NARROWER.has(n))) {
     it(`command ${name}`, () => {
-      expect(entity(ours, name, { coarse: true })).toEqual(entity(theirs, name, { coarse: true }));
+      expect(entity(schemas.ours(), name, { coarse: true })).toEqual(entity(schemas.theirs(), name, { coarse: true }));
     });
   }
   for (const ev of extraEvents) {
     it(`event ${ev.name}`, () => {
-      expect(entity(ours, ev.name, { coarse: true })).toEqual(entity(theirs, ev.name, { coarse: true }));
+      expect(entity(schemas.ours(), ev.name, { coarse: true })).toEqual(entity(schemas.theirs(), ev.name, { coarse: true }));
     });
   }
 
   it("object-add: QEMU's ObjectType enum; the emulated types' members exactly as QEMU's", () => {
-    const o = entity(ours, "object-add", { coarse: true }) as Info;
-    const t = entity(theirs, "object-add", { coarse: true }) as Info;
+    const o = entity(schemas.ours(), "object-add", { coarse: true }) as Info;
+    const t = entity(schemas.theirs(), "object-add", { coarse: true }) as Info;
     expect(o["arg-type"].members).toEqual(t["arg-type"].members);
     for (const v of o["arg-type"].variants) {
       expect(v).toEqual(t["arg-type"].variants.find((x: Info) => x.case === v.case));
@@ -54,8 +44,8 @@ describe.skipIf(!haveQemu)("machine-extra / migration / QOM introspection vs rea
   });
 
   it("query-events stays absent, query-commands lists every new command", async () => {
-    expect(entity(ours, "query-events", { coarse: true })).toBeUndefined();
-    const present = new Set((await fetchReturn(emu, "query-commands")).map((e: Info) => e.name));
+    expect(entity(schemas.ours(), "query-events", { coarse: true })).toBeUndefined();
+    const present = new Set((await fetchReturn(schemas.emu(), "query-commands")).map((e: Info) => e.name));
     for (const n of names) expect(present.has(n)).toBe(true);
   });
 });

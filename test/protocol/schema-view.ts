@@ -3,7 +3,8 @@
  * resolved into the types they name, so two schemas whose masked type names
  * differ ("1", "2", ...) compare by structure.
  */
-import { exchange, parseLine, type Peer } from "./harness.ts";
+import { afterAll, beforeAll } from "vitest";
+import { exchange, parseLine, startEmu, startQemu, type Peer } from "./harness.ts";
 
 export type Info = Record<string, any>;
 
@@ -45,4 +46,23 @@ export function entity(schema: Info[], name: string, opts: { coarse?: boolean } 
 export async function fetchReturn(peer: Peer, cmd: string): Promise<any> {
   const [, lines] = await exchange(peer, [{ execute: "qmp_capabilities" }, { execute: cmd, id: cmd }]);
   return parseLine(lines!.at(-1)!).return;
+}
+
+/**
+ * For one describe block: real QEMU and qmpemu started once, both
+ * query-qmp-schema answers fetched; read them (and ask qmpemu more) inside the tests.
+ */
+export function bothSchemas(): { theirs(): Info[]; ours(): Info[]; emu(): Peer } {
+  let qemu: Peer | undefined;
+  let emu: Peer | undefined;
+  let theirs: Info[] = [];
+  let ours: Info[] = [];
+  beforeAll(async () => {
+    [qemu, emu] = await Promise.all([startQemu(), startEmu()]);
+    [theirs, ours] = await Promise.all([fetchReturn(qemu, "query-qmp-schema"), fetchReturn(emu, "query-qmp-schema")]);
+  });
+  afterAll(async () => {
+    await Promise.all([qemu?.stop(), emu?.stop()]);
+  });
+  return { theirs: () => theirs, ours: () => ours, emu: () => emu! };
 }

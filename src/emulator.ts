@@ -122,7 +122,7 @@ export class Emulator {
       if (c.kind !== "unix" && c.kind !== "tcp") continue; // stdio / fd: the CLI attaches those
       const l = new MonitorListener(
         c.kind === "unix" ? { kind: "unix", path: c.path } : { kind: "tcp", host: c.host, port: c.port },
-        (sock, opts) => (spec.mode === "readline" ? this.attachHmp(socketTransport(sock)) : this.attachTransport(socketTransport(sock), opts)),
+        (sock, opts) => this.attachMonitor(socketTransport(sock), spec.mode, opts),
         { pretty: spec.pretty, chardevId: id },
       );
       await l.listen();
@@ -138,6 +138,11 @@ export class Emulator {
   /** Runs a QMP monitor session on any byte stream; it greets immediately. */
   attachTransport(t: Transport, opts: MonitorOptions = {}): QmpSession {
     return this.monitors.attach(t, opts);
+  }
+
+  /** A QMP monitor, or with mode "readline" a human one, on any byte stream. */
+  attachMonitor(t: Transport, mode: MonitorSpec["mode"], opts: MonitorOptions = {}): QmpSession | HmpSession {
+    return mode === "readline" ? this.attachHmp(t) : this.attachTransport(t, opts);
   }
 
   /**

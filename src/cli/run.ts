@@ -3,11 +3,11 @@
  * monitor and the qtest channel, write the pidfile, then run until `quit`
  * or a signal, and clean up (sockets and pidfile removed) before exiting.
  */
-import { addObject } from "../commands/qom.ts";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import type * as net from "node:net";
+import { addObject } from "../commands/qom.ts";
 import { VirtualClock } from "../core/clock.ts";
 import { createEmulator, type Emulator, type EmulatorOptions, type MonitorSpec } from "../emulator.ts";
 import { socketTransport } from "../qmp/server.ts";
@@ -45,6 +45,11 @@ const ERRNO_TEXT: Record<string, string> = {
 function strerror(e: unknown): string {
   const code = (e as { code?: string }).code;
   return (code && ERRNO_TEXT[code]) || (e instanceof Error ? e.message : String(e));
+}
+
+/** A QmpError's text, else the error's message. */
+function errorDesc(e: unknown): string {
+  return (e as { desc?: string }).desc ?? (e instanceof Error ? e.message : String(e));
 }
 
 /** A startup failure; `formatted` texts already carry the program prefix. */
@@ -125,8 +130,7 @@ function createObjects(emu: Emulator, cfg: CliConfig): void {
     try {
       addObject(emu, args);
     } catch (e) {
-      const desc = (e as { desc?: string }).desc ?? (e instanceof Error ? e.message : String(e));
-      throw new StartupError(origin ? `${origin}: ${desc}` : desc);
+      throw new StartupError(origin ? `${origin}: ${errorDesc(e)}` : errorDesc(e));
     }
   }
 }
@@ -142,8 +146,7 @@ async function openBlockDevices(emu: Emulator, cfg: CliConfig): Promise<void> {
     try {
       await emu.block.startup(item.opts);
     } catch (e) {
-      const desc = (e as { desc?: string }).desc ?? (e instanceof Error ? e.message : String(e));
-      throw new StartupError(`${item.origin}: ${desc}`);
+      throw new StartupError(`${item.origin}: ${errorDesc(e)}`);
     }
   }
 }
@@ -162,7 +165,7 @@ async function attachOtherMonitors(emu: Emulator, cfg: CliConfig, res: Resources
   for (const mon of cfg.monitors) {
     const dev = cfg.chardevs.find((c) => c.id === mon.chardevId)!;
     const opts = { pretty: mon.pretty, chardevId: dev.id };
-    const attach = (t: Transport) => (mon.mode === "readline" ? emu.attachHmp(t) : emu.attachTransport(t, opts));
+    const attach = (t: Transport) => emu.attachMonitor(t, mon.mode, opts);
     if (dev.backend === "stdio") {
       attach(stdioTransport());
       continue;

@@ -115,7 +115,7 @@ export class BlockCopy {
   private readAhead: ReadAhead[] = [];
   /**
    * Chunk buffers to reuse: a fresh 1 MiB per chunk costs page faults on
-   * memory the allocator just gave back (a tenth of a backup's time here).
+   * memory the allocator just gave back.
    */
   private readonly spareBuffers: ArrayBuffer[] = [];
   private readonly chunkBytes: number;

@@ -4,7 +4,9 @@
  * successor records new writes; on success the successor replaces the
  * frozen bits (abdicate), on failure they are merged back (reclaim).
  */
-import { createHash } from "node:crypto";
+import { lazyBuiltin } from "../core/lazy-builtin.ts";
+
+const crypto = lazyBuiltin<typeof import("node:crypto")>("node:crypto");
 
 export class DirtyBitmap {
   private bits: Uint8Array;
@@ -168,7 +170,7 @@ export class DirtyBitmap {
    * bit i of the disk = bit i of the little-endian word array.
    */
   sha256(): string {
-    return createHash("sha256").update(this.bits).digest("hex");
+    return crypto().createHash("sha256").update(this.bits).digest("hex");
   }
 
   // ---- Job ownership (bdrv_dirty_bitmap_create_successor & co) ------------

@@ -9,8 +9,11 @@
  * and stdout are /dev/null; its stderr is relayed by the parent until ready
  * (startup errors are seen), and the daemon is silent afterwards.
  */
-import { spawn } from "node:child_process";
+import { lazyBuiltin } from "../core/lazy-builtin.ts";
+
 import * as fs from "node:fs";
+
+const childProcess = lazyBuiltin<typeof import("node:child_process")>("node:child_process");
 
 const CHILD_ENV = "QMPEMU_DAEMON_CHILD";
 const READY_FD = 3;
@@ -27,7 +30,7 @@ export function spawnDaemon(command: string, args: string[], argv0: string): Pro
   return new Promise((resolve) => {
     // stderr goes through us, so the caller's stderr is released when we exit (QEMU's daemon
     // points its stderr at /dev/null): a caller reading our stderr to EOF is not kept waiting.
-    const child = spawn(command, args, {
+    const child = childProcess().spawn(command, args, {
       argv0,
       detached: true,
       stdio: ["ignore", "ignore", "pipe", "pipe"],

@@ -8,6 +8,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import type * as net from "node:net";
 import { addObject } from "../commands/qom.ts";
+import { keepRuntimeHelpersInBackground } from "../core/background-threads.ts";
 import { VirtualClock } from "../core/clock.ts";
 import { createEmulator, type Emulator, type EmulatorOptions, type MonitorSpec } from "../emulator.ts";
 import { socketTransport } from "../qmp/server.ts";
@@ -337,7 +338,9 @@ export async function run(argv0: string, args: string[], io: ProcessIo, self: Se
     process.on(name, h);
     return () => process.off(name, h);
   });
+  const helpers = keepRuntimeHelpersInBackground();
   await emu.whenQuit;
+  helpers.stop();
   for (const off of handlers) off();
   cleanup();
   return 0;

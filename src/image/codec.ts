@@ -7,9 +7,12 @@
  * cluster in one call, so any window size decodes; inflate stops once
  * `outLen` bytes came out, ignoring trailing bytes of the next stream.
  */
-import * as zlib from "node:zlib";
+import { lazyBuiltin } from "../core/lazy-builtin.ts";
+
 import { deflateSync as fflateDeflate, inflateSync as fflateInflate } from "fflate";
 import { ioError } from "./errors.ts";
+
+const zlibModule = lazyBuiltin<typeof import("node:zlib")>("node:zlib");
 
 export interface ClusterCodec {
   readonly name: string;
@@ -24,12 +27,13 @@ const LEVEL = 6;
 export const zlibCodec: ClusterCodec = {
   name: "node:zlib",
   deflate(cluster) {
-    return zlib.deflateRawSync(cluster, { windowBits: 12, memLevel: 9, level: LEVEL });
+    return zlibModule().deflateRawSync(cluster, { windowBits: 12, memLevel: 9, level: LEVEL });
   },
   inflate(data, outLen) {
     let out: Uint8Array;
     try {
       // SYNC_FLUSH: a stream cut short (image truncated) yields what it has.
+      const zlib = zlibModule();
       out = zlib.inflateRawSync(data, { finishFlush: zlib.constants.Z_SYNC_FLUSH, chunkSize: Math.max(16384, outLen + 512) });
     } catch {
       throw ioError("EIO");
@@ -112,7 +116,7 @@ export function looksIncompressible(cluster: Uint8Array): boolean {
   const sample = new Uint8Array(1024);
   const step = cluster.length / 4;
   for (let i = 0; i < 4; i++) sample.set(cluster.subarray(i * step, i * step + 256), i * 256);
-  return zlib.deflateRawSync(sample, { level: 1 }).length >= 1000;
+  return zlibModule().deflateRawSync(sample, { level: 1 }).length >= 1000;
 }
 
 /** Compressed form of a full cluster, or null when it would not be smaller. */

@@ -11,7 +11,6 @@
  * writes, which stall behind the kernel's writeback on the main thread.
  */
 import * as fs from "node:fs";
-import { promisify } from "node:util";
 import type { ByteStore } from "./types.ts";
 import { fromFsError, ioError } from "./errors.ts";
 
@@ -40,7 +39,9 @@ const YIELD_EVERY_BYTES = 1 << 20;
  */
 const WRITE_BEHIND_BYTES = 32 << 20;
 
-const fdatasyncAsync = promisify(fs.fdatasync);
+function fdatasyncAsync(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fs.fdatasync(fd, (e) => (e ? reject(e) : resolve())));
+}
 
 function readAsync(fd: number, buf: Uint8Array, at: number, len: number, pos: number): Promise<number> {
   return new Promise((resolve, reject) => fs.read(fd, buf, at, len, pos, (e, n) => (e ? reject(e) : resolve(n))));

@@ -130,7 +130,38 @@ describe.skipIf(!hasQemu)("raw-deflate codecs against qemu-img convert -c", () =
       await pool.close();
     }
   });
+
+  it.skipIf(!schedIdleSettable)("runs its workers at SCHED_IDLE, below the event loop", async () => {
+    const before = threadsAtSchedIdle();
+    const pool = createCompressPool(2);
+    try {
+      const cs = 65536;
+      await pool.compress([mixedData(cs, cs), mixedData(cs, cs)]);
+      const end = Date.now() + 3000;
+      while (threadsAtSchedIdle() < before + 2 && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+      expect(threadsAtSchedIdle()).toBe(before + 2);
+      expect(policyOf(String(process.pid))).toBe(0); // the main thread stays SCHED_OTHER
+    } finally {
+      await pool.close();
+    }
+  });
 });
+
+const schedIdleSettable = process.platform === "linux" && spawnSync("chrt", ["--version"]).status === 0;
+/** Scheduling policy (field 41 of /proc/.../stat) of one of this process's threads. */
+function policyOf(tid: string): number {
+  const stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
+  return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[38]);
+}
+function threadsAtSchedIdle(): number {
+  return fs.readdirSync("/proc/self/task").filter((t) => {
+    try {
+      return policyOf(t) === 5;
+    } catch {
+      return false;
+    }
+  }).length;
+}
 
 describe.skipIf(!hasQemu || !hasBun)("the Bun codec (used by the compiled binary)", () => {
   it("inflates QEMU's streams and deflates streams QEMU reads", () => {

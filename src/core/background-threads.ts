@@ -94,9 +94,17 @@ export function keepRuntimeHelpersInBackground({ names = RUNTIME_HELPERS, everyM
     for (const tid of done) if (!alive.has(tid)) done.delete(tid);
     return true;
   };
-  // Not at once: the engine starts its helpers during startup, and a spawn
-  // then would delay the first greeting.
+  // The first scan right after the caller's current work (the engine's JIT
+  // threads exist by the time the monitors listen, and a client's first
+  // requests meet them), then every `everyMs` for helpers started later.
   const timer = setInterval(() => void (scan() || clearInterval(timer)), everyMs);
   timer.unref?.();
-  return { stop: () => clearInterval(timer) };
+  const first = setImmediate(() => void (scan() || clearInterval(timer)));
+  first.unref?.();
+  return {
+    stop: () => {
+      clearImmediate(first);
+      clearInterval(timer);
+    },
+  };
 }

@@ -158,6 +158,10 @@ export class FileStore implements ByteStore {
 
   async pwrite(data: Uint8Array, offset: number): Promise<void> {
     if (data.length >= ASYNC_IO_MIN) return this.track(() => this.writeInPool(data, offset));
+    if (data.length <= PACED_IO_CHUNK) {
+      this.writeSync(data, offset);
+      return paceSyncIo(data.length);
+    }
     for (let done = 0; done < data.length; done += PACED_IO_CHUNK) {
       const piece = data.subarray(done, Math.min(data.length, done + PACED_IO_CHUNK));
       this.writeSync(piece, offset + done);

@@ -47,6 +47,10 @@ import {
   setU64,
 } from "./format.ts";
 
+// Header bits as bigint once: these are read on every allocating write.
+const LAZY_REFCOUNTS_BIT = BigInt(COMPAT_LAZY_REFCOUNTS);
+const DIRTY_BIT = BigInt(INCOMPAT.DIRTY);
+
 export interface Qcow2OpenOptions {
   readOnly?: boolean;
   backing?: DiskReader | null;
@@ -357,10 +361,10 @@ export class Qcow2Image implements DiskImage {
     return this.header.compressionType === 1 ? "zstd" : "zlib";
   }
   get lazyRefcounts(): boolean {
-    return (this.header.compatible & BigInt(COMPAT_LAZY_REFCOUNTS)) !== 0n;
+    return (this.header.compatible & LAZY_REFCOUNTS_BIT) !== 0n;
   }
   get dirty(): boolean {
-    return (this.header.incompatible & BigInt(INCOMPAT.DIRTY)) !== 0n;
+    return (this.header.incompatible & DIRTY_BIT) !== 0n;
   }
   get corrupt(): boolean {
     return (this.header.incompatible & BigInt(INCOMPAT.CORRUPT)) !== 0n;
@@ -424,6 +428,14 @@ export class Qcow2Image implements DiskImage {
       return this.corruption(`L2 table offset ${hex(off)} unaligned (L1 index: ${hex(i)})`, off, this.clusterSize);
     }
     return this.l2.get(off);
+  }
+
+  /** l2TableForWrite's answer when no wait is needed: the table is cached and owned (COPIED). */
+  private writableL2IfCached(i: number): CachedTable | undefined {
+    const { hi, lo } = this.l1Entry(i);
+    const off = entryOffset(hi, lo);
+    if (!off || !(hi & OFLAG_COPIED_HI) || off % this.clusterSize) return undefined;
+    return this.l2.hit(off);
   }
 
   /** The L2 table for L1 index `i`, allocated or copied so it may be modified. */
@@ -564,10 +576,18 @@ export class Qcow2Image implements DiskImage {
   write(data: Uint8Array, offset: number): Promise<void> {
     return this.lock.run(async () => {
       this.checkWritable(offset, data.length);
-      await this.forEachTable(offset, data.length, (start, len) =>
-        this.writeSlice(data.subarray(start - offset, start - offset + len), start),
-      );
-      await this.afterOperation();
+      const span = this.clusterSize * this.l2Entries;
+      if (Math.floor(offset / span) === Math.floor((offset + data.length - 1) / span)) {
+        // Within one L2 table (nearly every request): no per-table loop.
+        await this.writeSlice(data, offset);
+        if (this.cachesOverCapacity()) await this.relieveCaches();
+      } else {
+        await this.forEachTable(offset, data.length, (start, len) =>
+          this.writeSlice(data.subarray(start - offset, start - offset + len), start),
+        );
+      }
+      const pending = this.afterOperation();
+      if (pending) await pending;
     });
   }
 
@@ -596,9 +616,10 @@ export class Qcow2Image implements DiskImage {
     }
   }
 
-  private async afterOperation(): Promise<void> {
-    if (this.metadataMode === "writethrough") await this.writeback(false);
-    else if (this.metadataMode === "deferred" && !this.writebackScheduled) {
+  /** A promise only when there is something to wait for (writethrough metadata). */
+  private afterOperation(): Promise<void> | undefined {
+    if (this.metadataMode === "writethrough") return this.writeback(false);
+    if (this.metadataMode === "deferred" && !this.writebackScheduled) {
       // One writeback per burst: runs when the event loop gets to its next turn.
       this.writebackScheduled = true;
       setImmediate(() => {
@@ -612,8 +633,12 @@ export class Qcow2Image implements DiskImage {
     }
   }
 
+  private cachesOverCapacity(): boolean {
+    return this.l2.overCapacity() || this.refcounts.blocks.overCapacity();
+  }
+
   private async relieveCaches(): Promise<void> {
-    if (this.l2.overCapacity() || this.refcounts.blocks.overCapacity()) {
+    if (this.cachesOverCapacity()) {
       await this.writeback(true);
       this.l2.trim();
       this.refcounts.blocks.trim();
@@ -623,7 +648,7 @@ export class Qcow2Image implements DiskImage {
   private async writeSlice(data: Uint8Array, offset: number): Promise<void> {
     const cs = this.clusterSize;
     const l1i = Math.floor(offset / (cs * this.l2Entries));
-    const table = await this.l2TableForWrite(l1i);
+    const table = this.writableL2IfCached(l1i) ?? (await this.l2TableForWrite(l1i));
     const first = Math.floor(offset / cs);
     const last = Math.floor((offset + data.length - 1) / cs);
     const count = last - first + 1;
@@ -655,7 +680,7 @@ export class Qcow2Image implements DiskImage {
       }
     }
     if (needed > 0) {
-      await this.beforeAllocatingWrite();
+      if (this.lazyRefcounts && !this.dirty) await this.beforeAllocatingWrite();
       let next = await this.refcounts.allocate(needed);
       for (let k = 0; k < count; k++) if (host[k] === -1) (host[k] = next), (next += cs);
     }
@@ -674,7 +699,8 @@ export class Qcow2Image implements DiskImage {
       const dataStop = Math.min(dataEnd, runGuestEnd);
       const hostStart = host[k]! + (writeStart - runGuestStart);
       if (writeStart === dataStart && writeEnd === dataStop) {
-        await this.store.pwrite(data.subarray(dataStart - offset, dataStop - offset), hostStart);
+        const whole = dataStart === offset && dataStop === dataEnd;
+        await this.store.pwrite(whole ? data : data.subarray(dataStart - offset, dataStop - offset), hostStart);
       } else {
         const buf = new Uint8Array(writeEnd - writeStart);
         if (writeStart < dataStart) {

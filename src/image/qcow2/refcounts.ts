@@ -138,15 +138,36 @@ export class Refcounts {
     return this.blocks.get(off);
   }
 
+  /**
+   * The covering block without waiting: null when there is none, undefined
+   * when it must be read first. Sequential writes meet cached blocks almost
+   * always, and skipping the awaits there measurably lowered their CPU time.
+   */
+  private cachedBlock(t: number): CachedTable | null | undefined {
+    const off = t < this.table.length ? this.table[t]! : 0;
+    return off ? this.blocks.hit(off) : null;
+  }
+
+  /** The refcount if its block is cached (or absent), else undefined. */
+  private cachedGet(cluster: number): number | undefined {
+    const b = this.cachedBlock(this.tableIndex(cluster));
+    if (b === undefined) return undefined;
+    return b ? this.read(b, cluster % this.entriesPerBlock) : 0;
+  }
+
   async get(cluster: number): Promise<number> {
-    const t = this.tableIndex(cluster);
-    const b = await this.block(t);
+    const cached = this.cachedGet(cluster);
+    if (cached !== undefined) return cached;
+    const b = await this.block(this.tableIndex(cluster));
     return b ? this.read(b, cluster % this.entriesPerBlock) : 0;
   }
 
   /** Sets a refcount; the covering block must exist (allocate() guarantees it). */
   async set(cluster: number, value: number): Promise<void> {
-    const b = await this.block(this.tableIndex(cluster));
+    this.setIn((await this.block(this.tableIndex(cluster))) ?? null, cluster, value);
+  }
+
+  private setIn(b: CachedTable | null, cluster: number, value: number): void {
     if (!b) throw ioError("EIO");
     if (value > this.max) throw ioError("EINVAL", "Reference count overflow");
     this.write(b, cluster % this.entriesPerBlock, value);
@@ -169,7 +190,7 @@ export class Refcounts {
         // Everything past the high-water mark is free.
         return run > 0 ? start : c;
       }
-      if ((await this.get(c)) === 0) {
+      if ((this.cachedGet(c) ?? (await this.get(c))) === 0) {
         if (run === 0) start = c;
         if (++run === n) return start;
       } else {
@@ -178,8 +199,36 @@ export class Refcounts {
     }
   }
 
+  /**
+   * allocate() without waiting, when every block it touches is cached and
+   * none must be created; undefined otherwise (nothing changed then).
+   */
+  private allocateCached(n: number): number | undefined {
+    let start = this.freeHint;
+    let run = 0;
+    let c = start;
+    for (; run < n && c < this.highWater; c++) {
+      const v = this.cachedGet(c);
+      if (v === undefined) return undefined;
+      if (v !== 0) run = 0;
+      else if (run++ === 0) start = c;
+    }
+    if (run === 0) start = c;
+    const blocks: CachedTable[] = [];
+    for (let t = this.tableIndex(start); t <= this.tableIndex(start + n - 1); t++) {
+      const b = this.cachedBlock(t);
+      if (!b) return undefined;
+      blocks.push(b);
+    }
+    for (let k = start; k < start + n; k++) this.setIn(blocks[this.tableIndex(k) - this.tableIndex(start)]!, k, 1);
+    this.freeHint = start + n;
+    return start * this.clusterSize;
+  }
+
   /** Allocates `n` contiguous clusters with refcount 1; returns the byte offset. */
   async allocate(n: number): Promise<number> {
+    const fast = this.allocateCached(n);
+    if (fast !== undefined) return fast;
     for (;;) {
       const start = await this.findFree(n);
       const first = this.tableIndex(start);
@@ -192,7 +241,11 @@ export class Refcounts {
         }
       }
       if (created) continue; // new blocks may sit inside the run: look again
-      for (let c = start; c < start + n; c++) await this.set(c, 1);
+      for (let c = start; c < start + n; c++) {
+        const b = this.cachedBlock(this.tableIndex(c));
+        if (b === undefined) await this.set(c, 1);
+        else this.setIn(b, c, 1);
+      }
       // As QEMU's free_cluster_index: holes too small for this run are passed
       // over until a free moves the hint back. Keeping the hint at the first
       // hole made every multi-cluster allocation scan the whole image again.

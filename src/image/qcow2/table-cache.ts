@@ -33,6 +33,8 @@ export class CachedTable {
 
 export class TableCache {
   private readonly tables = new Map<number, CachedTable>();
+  /** The most recently used table: hitting it again needs no reordering. */
+  private mru: CachedTable | undefined;
 
   constructor(
     private readonly store: ByteStore,
@@ -45,18 +47,27 @@ export class TableCache {
     return this.tables.get(offset);
   }
 
-  async get(offset: number): Promise<CachedTable> {
+  /** A cached table, marked most recently used; undefined when it must be read. */
+  hit(offset: number): CachedTable | undefined {
+    if (this.mru?.offset === offset) return this.mru;
     const hit = this.tables.get(offset);
     if (hit) {
+      this.mru = hit;
       // Map order is our LRU order: move to the back.
       this.tables.delete(offset);
       this.tables.set(offset, hit);
-      return hit;
     }
+    return hit;
+  }
+
+  async get(offset: number): Promise<CachedTable> {
+    const hit = this.hit(offset);
+    if (hit) return hit;
     const buf = new Uint8Array(this.tableSize);
     await this.store.pread(buf, offset);
     const t = new CachedTable(offset, buf);
     this.tables.set(offset, t);
+    this.mru = t;
     return t;
   }
 
@@ -68,12 +79,14 @@ export class TableCache {
     t.markDirty(0, this.tableSize);
     this.tables.delete(offset);
     this.tables.set(offset, t);
+    this.mru = t;
     return t;
   }
 
   /** Forget a table (its cluster was freed); its pending changes are dropped. */
   drop(offset: number): void {
     this.tables.delete(offset);
+    if (this.mru?.offset === offset) this.mru = undefined;
   }
 
   hasDirty(): boolean {
@@ -105,7 +118,10 @@ export class TableCache {
     if (this.tables.size <= this.capacity) return;
     for (const [off, t] of this.tables) {
       if (this.tables.size <= this.capacity) break;
-      if (!t.dirty) this.tables.delete(off);
+      if (!t.dirty) {
+        this.tables.delete(off);
+        if (this.mru === t) this.mru = undefined;
+      }
     }
   }
 }

@@ -179,7 +179,7 @@ export class BlockNode {
     try {
       return await fn();
     } finally {
-      if (--this.inFlight === 0) for (const w of this.drainWaiters.splice(0)) w();
+      this.requestDone();
     }
   }
 
@@ -209,6 +209,9 @@ export class BlockNode {
   }
 
   write(data: Uint8Array, offset: number): Promise<void> {
+    if (this.writeNotifiers.size === 0 && !this.driver?.checkRequest && this.common.detectZeroes === "off") {
+      return this.plainWrite(data, offset);
+    }
     return this.track(async () => {
       if (this.common.detectZeroes !== "off" && isAllZero(data)) {
         await this.beforeWrite(offset, data.length, "zero");
@@ -221,6 +224,38 @@ export class BlockNode {
       }
       this.afterWrite(offset, data.length);
     });
+  }
+
+  /**
+   * write() when nothing watches or checks it (no write notifier, no
+   * injected error, no zero detection): the guest I/O path a job or qemu-io
+   * runs thousands of times a second, with a third of the promises and no
+   * closures, so the GC runs (and pauses the event loop) less often.
+   */
+  private plainWrite(data: Uint8Array, offset: number): Promise<void> {
+    if (this.closed || this.ejected) return Promise.reject(ioError("EIO", "No medium found"));
+    if (this.readOnly) return Promise.reject(ioError("EPERM"));
+    this.inFlight++;
+    let written: Promise<void>;
+    try {
+      written = this.driver.write(data, offset);
+    } catch (e) {
+      written = Promise.reject(e);
+    }
+    return written.then(
+      () => {
+        this.afterWrite(offset, data.length);
+        this.requestDone();
+      },
+      (e: unknown) => {
+        this.requestDone();
+        throw e;
+      },
+    );
+  }
+
+  private requestDone(): void {
+    if (--this.inFlight === 0) for (const w of this.drainWaiters.splice(0)) w();
   }
 
   writeZeroes(offset: number, length: number, opts: { unmap?: boolean } = {}): Promise<void> {

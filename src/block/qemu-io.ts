@@ -134,7 +134,7 @@ async function writePattern(t: IoTarget, pat: number, offset: number, len: numbe
   const piece = new Uint8Array(Math.min(len, WRITE_PIECE)).fill(pat);
   for (let done = 0; done < len; done += piece.length) {
     if (done) await new Promise<void>((resolve) => setImmediate(resolve));
-    await guestWrite(t, piece.subarray(0, Math.min(piece.length, len - done)), offset + done);
+    await guestWrite(t, len - done >= piece.length ? piece : piece.subarray(0, len - done), offset + done);
   }
 }
 

@@ -50,7 +50,10 @@ function strerror(e: unknown): string {
 
 /** A QmpError's text, else the error's message. */
 function errorDesc(e: unknown): string {
-  return (e as { desc?: string }).desc ?? (e instanceof Error ? e.message : String(e));
+  const desc = (e as { desc?: string }).desc ?? (e instanceof Error ? e.message : String(e));
+  // A hint follows the message on its own line(s), as QEMU's error_report_err prints it.
+  const hint = (e as { hint?: string }).hint;
+  return hint ? `${desc}\n${hint.replace(/\n$/, "")}` : desc;
 }
 
 /** A startup failure; `formatted` texts already carry the program prefix. */

@@ -13,6 +13,9 @@ export const ERROR_CLASSES = [
 export type ErrorClass = (typeof ERROR_CLASSES)[number];
 
 export class QmpError extends Error {
+  /** QEMU's error_append_hint text: printed after the message on the command line, never sent over QMP. */
+  hint?: string;
+
   constructor(
     readonly errorClass: ErrorClass,
     readonly desc: string,

@@ -93,6 +93,11 @@ export class FileStore implements ByteStore {
     }
     return new FileStore(path, fd, readOnly, opts.noFlush ?? false);
   }
+  /** The host file descriptor (image locks are taken on it). */
+  get descriptor(): number {
+    return this.fd;
+  }
+
 
   sizeSync(): number {
     return fs.fstatSync(this.fd).size;

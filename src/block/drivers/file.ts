@@ -82,16 +82,19 @@ export function fileDriver(locks: FileLocks): DriverDef {
               throw genericError(`Could not reopen file: ${isQmpError(e) ? e.desc : String(e)}`);
             }
           })();
+          // The new descriptor takes over the locks before the old one (and its locks) goes.
+          if (holder) locks.apply(holder, next.descriptor);
           await store.close();
           store = next;
         },
         checkPerm(perm, shared) {
-          if (holder) locks.check(key, holder, perm, ctx.node.common.forceShare ? PERM_ALL : shared);
+          if (holder) locks.check(key, holder, perm, ctx.node.common.forceShare ? PERM_ALL : shared, { fd: store.descriptor, filename });
         },
         setPerm(perm, shared) {
           if (holder) {
             holder.perm = perm;
             holder.shared = ctx.node.common.forceShare ? PERM_ALL : shared;
+            locks.apply(holder, store.descriptor);
           }
         },
       };

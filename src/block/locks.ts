@@ -63,7 +63,7 @@ export class FileLocks {
   check(key: string, self: Holder, perm: number, shared: number, file?: { fd: number; filename: string }): void {
     const others = [...(this.files.get(key) ?? [])].filter((h) => h !== self);
     const held = (bit: number, base: number, here: (o: Holder) => boolean) =>
-      others.some(here) || (!!file && !!this.host?.heldByOthers(file.fd, base + Math.log2(bit)));
+      others.some(here) || (!!file && file.fd >= 0 && !!this.host?.heldByOthers(file.fd, base + Math.log2(bit)));
     const fail = (text: string): never => {
       const e: QmpError = genericError(text);
       if (file) e.hint = `Is another process using the image [${file.filename}]?\n`;
@@ -79,7 +79,7 @@ export class FileLocks {
 
   /** raw_apply_lock_bytes: the descriptor's lock bytes say what `self` holds and refuses to share. */
   apply(self: Holder, fd: number): void {
-    if (!this.host) return;
+    if (!this.host || fd < 0) return;
     for (const bit of BITS) {
       this.host.set(fd, LOCK_PERM_BASE + Math.log2(bit), !!(self.perm & bit));
       this.host.set(fd, LOCK_SHARED_BASE + Math.log2(bit), !(self.shared & bit));

@@ -93,9 +93,9 @@ export class FileStore implements ByteStore {
     }
     return new FileStore(path, fd, readOnly, opts.noFlush ?? false);
   }
-  /** The host file descriptor (image locks are taken on it). */
+  /** The host file descriptor (image locks are taken on it); -1 once closed, as the number may be reused. */
   get descriptor(): number {
-    return this.fd;
+    return this.closed ? -1 : this.fd;
   }
 
 

@@ -39,7 +39,8 @@ export function demoteThreads(tids: number[]): void {
     }
   });
   if (chrtMissing || live.length === 0) return;
-  const script = 'for t do chrt --idle -p 0 "$t" || exit 127; done';
+  // 127 only when chrt is missing: a thread that ended meanwhile is no reason to stop using it.
+  const script = 'command -v chrt >/dev/null || exit 127; for t do chrt --idle -p 0 "$t" 2>/dev/null; done; exit 0';
   const argv = ["sh", "-c", script, "sh", ...live.map(String)];
   const exited = (code: number | null) => void (code === 127 && (chrtMissing = true));
   try {

@@ -182,7 +182,7 @@ async function main() {
   const w = await interleaved({
     // cp's source read from the page cache, as our writes come from memory: this VM's
     // kernel evicts cached pages within seconds, and a cold read times the disk instead.
-    cp: { setup: () => (rm("cp.raw"), fs.readFileSync(f("src.raw"))), fn: () => sh("cp", f("src.raw"), f("cp.raw")) },
+    cp: { setup: () => (rm("cp.raw"), sh("cat", f("src.raw"))), fn: () => sh("cp", f("src.raw"), f("cp.raw")) },
     oursRaw: { setup: () => rm("ow.raw"), fn: () => ourSeqWrite("ow.raw", "raw") },
     oursQcow2: { setup: () => rm("ow.qcow2"), fn: () => ourSeqWrite("ow.qcow2", "qcow2") },
     qemuRaw: {

@@ -130,10 +130,12 @@ function pattern(flags: Map<string, string | true>, def: number, log: (s: string
  */
 const WRITE_PIECE = 256 << 10;
 
+const nextTurn = (resolve: () => void): void => void setImmediate(resolve);
+
 async function writePattern(t: IoTarget, pat: number, offset: number, len: number): Promise<void> {
   const piece = new Uint8Array(Math.min(len, WRITE_PIECE)).fill(pat);
   for (let done = 0; done < len; done += piece.length) {
-    if (done) await new Promise<void>((resolve) => setImmediate(resolve));
+    if (done) await new Promise<void>(nextTurn);
     await guestWrite(t, len - done >= piece.length ? piece : piece.subarray(0, len - done), offset + done);
   }
 }

@@ -2,6 +2,9 @@
 import type { DriverDef, NodeDriver } from "../driver.ts";
 import { jsonFilename } from "./raw.ts";
 
+/** One settled promise for every request without latency (a sink is asked thousands of times a second). */
+const RESOLVED: Promise<void> = Promise.resolve();
+
 export function nullDriver(name: "null-co" | "null-aio"): DriverDef {
   return {
     name,
@@ -18,7 +21,7 @@ export function nullDriver(name: "null-co" | "null-aio"): DriverDef {
       const plain = ctx.options.size === undefined && ctx.options["read-zeroes"] === undefined;
       // latency-ns delays every request on the host's real-time clock (QEMU_CLOCK_REALTIME).
       const latencyMs = ((ctx.options["latency-ns"] as number | undefined) ?? 0) / 1e6;
-      const delay = () => (latencyMs > 0 ? new Promise<void>((r) => setTimeout(r, latencyMs)) : Promise.resolve());
+      const delay = () => (latencyMs > 0 ? new Promise<void>((r) => setTimeout(r, latencyMs)) : RESOLVED);
       return {
         size: () => size,
         async read(buf) {

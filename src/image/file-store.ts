@@ -25,9 +25,7 @@ export interface FileStoreOptions {
 /** Largest single read/write handed to the OS (Linux caps at ~2 GiB). */
 const MAX_IO = 1 << 30;
 const ZERO_CHUNK = new Uint8Array(1 << 20);
-/** Large transfers are cut into pieces of this size so the loop can turn between them. */
-const PACED_IO_CHUNK = 256 * 1024;
-/** Transfers at least this large go to the thread pool. */
+/** Transfers at least this large go to the thread pool; smaller ones are one synchronous call each. */
 const ASYNC_IO_MIN = 256 * 1024;
 /** Bytes of synchronous I/O (across all files) between two event-loop turns. */
 const YIELD_EVERY_BYTES = 1 << 20;
@@ -93,11 +91,11 @@ export class FileStore implements ByteStore {
     }
     return new FileStore(path, fd, readOnly, opts.noFlush ?? false);
   }
+
   /** The host file descriptor (image locks are taken on it); -1 once closed, as the number may be reused. */
   get descriptor(): number {
     return this.closed ? -1 : this.fd;
   }
-
 
   sizeSync(): number {
     return fs.fstatSync(this.fd).size;
@@ -107,8 +105,8 @@ export class FileStore implements ByteStore {
     return this.sizeSync();
   }
 
-  /** Fills `buf` from `offset` with `read` (zeros past the end of the file). */
-  private async readAll(buf: Uint8Array, offset: number, read: (at: number, len: number) => number | Promise<number>): Promise<void> {
+  /** Fills `buf` with `read(at, len)` calls (zeros past the end of the file). */
+  private async readAll(buf: Uint8Array, read: (at: number, len: number) => number | Promise<number>): Promise<void> {
     let done = 0;
     while (done < buf.length) {
       let n: number;
@@ -126,14 +124,9 @@ export class FileStore implements ByteStore {
   }
 
   async pread(buf: Uint8Array, offset: number): Promise<void> {
-    if (buf.length >= ASYNC_IO_MIN) {
-      return this.track(() => this.readAll(buf, offset, (at, len) => readAsync(this.fd, buf, at, len, offset + at)));
-    }
-    for (let done = 0; done < buf.length; done += PACED_IO_CHUNK) {
-      const piece = buf.subarray(done, Math.min(buf.length, done + PACED_IO_CHUNK));
-      await this.readAll(piece, offset + done, (at, len) => fs.readSync(this.fd, piece, at, len, offset + done + at));
-      await paceSyncIo(piece.length);
-    }
+    if (buf.length >= ASYNC_IO_MIN) return this.track(() => this.readAll(buf, (at, len) => readAsync(this.fd, buf, at, len, offset + at)));
+    await this.readAll(buf, (at, len) => fs.readSync(this.fd, buf, at, len, offset + at));
+    return paceSyncIo(buf.length);
   }
 
   writeSync(data: Uint8Array, offset: number): void {
@@ -163,15 +156,8 @@ export class FileStore implements ByteStore {
 
   async pwrite(data: Uint8Array, offset: number): Promise<void> {
     if (data.length >= ASYNC_IO_MIN) return this.track(() => this.writeInPool(data, offset));
-    if (data.length <= PACED_IO_CHUNK) {
-      this.writeSync(data, offset);
-      return paceSyncIo(data.length);
-    }
-    for (let done = 0; done < data.length; done += PACED_IO_CHUNK) {
-      const piece = data.subarray(done, Math.min(data.length, done + PACED_IO_CHUNK));
-      this.writeSync(piece, offset + done);
-      await paceSyncIo(piece.length);
-    }
+    this.writeSync(data, offset);
+    return paceSyncIo(data.length);
   }
 
   private async writeInPool(data: Uint8Array, offset: number): Promise<void> {

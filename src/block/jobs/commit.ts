@@ -205,7 +205,6 @@ export class CommitJob {
     }
   }
 
-
   /** commit_clean: base read-only again if it was. */
   async clean(): Promise<void> {
     if (this.cleaned) return;

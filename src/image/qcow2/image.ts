@@ -608,12 +608,10 @@ export class Qcow2Image implements DiskImage {
    * QEMU marks an image with lazy refcounts dirty when a write links newly
    * allocated data clusters (not for in-place, zero or compressed writes).
    */
-  private async beforeAllocatingWrite(): Promise<void> {
-    if (this.lazyRefcounts && !this.dirty && this.header.version === 3) {
-      this.header.incompatible |= BigInt(INCOMPAT.DIRTY);
-      await this.writeHeaderU64(72, this.header.incompatible);
-      await this.store.flush();
-    }
+  private beforeAllocatingWrite(): Promise<void> | undefined {
+    if (!this.lazyRefcounts || this.dirty || this.header.version !== 3) return undefined;
+    this.header.incompatible |= DIRTY_BIT;
+    return this.writeHeaderU64(72, this.header.incompatible).then(() => this.store.flush());
   }
 
   /** A promise only when there is something to wait for (writethrough metadata). */
@@ -680,7 +678,8 @@ export class Qcow2Image implements DiskImage {
       }
     }
     if (needed > 0) {
-      if (this.lazyRefcounts && !this.dirty) await this.beforeAllocatingWrite();
+      const marking = this.beforeAllocatingWrite();
+      if (marking) await marking;
       let next = await this.refcounts.allocate(needed);
       for (let k = 0; k < count; k++) if (host[k] === -1) (host[k] = next), (next += cs);
     }

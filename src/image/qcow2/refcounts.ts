@@ -181,8 +181,12 @@ export class Refcounts {
     return v;
   }
 
-  /** First run of `n` clusters with refcount 0 at or after the hint. */
-  private async findFree(n: number): Promise<number> {
+  /**
+   * First run of `n` clusters with refcount 0 at or after the hint: a number
+   * when every refcount block on the way is cached (sequential writes, nearly
+   * always), else a promise that reads the missing block and looks again.
+   */
+  private findFree(n: number): number | Promise<number> {
     let start = this.freeHint;
     let run = 0;
     for (let c = start; ; c++) {
@@ -190,7 +194,9 @@ export class Refcounts {
         // Everything past the high-water mark is free.
         return run > 0 ? start : c;
       }
-      if ((this.cachedGet(c) ?? (await this.get(c))) === 0) {
+      const v = this.cachedGet(c);
+      if (v === undefined) return this.get(c).then(() => this.findFree(n));
+      if (v === 0) {
         if (run === 0) start = c;
         if (++run === n) return start;
       } else {
@@ -199,38 +205,11 @@ export class Refcounts {
     }
   }
 
-  /**
-   * allocate() without waiting, when every block it touches is cached and
-   * none must be created; undefined otherwise (nothing changed then).
-   */
-  private allocateCached(n: number): number | undefined {
-    let start = this.freeHint;
-    let run = 0;
-    let c = start;
-    for (; run < n && c < this.highWater; c++) {
-      const v = this.cachedGet(c);
-      if (v === undefined) return undefined;
-      if (v !== 0) run = 0;
-      else if (run++ === 0) start = c;
-    }
-    if (run === 0) start = c;
-    const blocks: CachedTable[] = [];
-    for (let t = this.tableIndex(start); t <= this.tableIndex(start + n - 1); t++) {
-      const b = this.cachedBlock(t);
-      if (!b) return undefined;
-      blocks.push(b);
-    }
-    for (let k = start; k < start + n; k++) this.setIn(blocks[this.tableIndex(k) - this.tableIndex(start)]!, k, 1);
-    this.freeHint = start + n;
-    return start * this.clusterSize;
-  }
-
   /** Allocates `n` contiguous clusters with refcount 1; returns the byte offset. */
   async allocate(n: number): Promise<number> {
-    const fast = this.allocateCached(n);
-    if (fast !== undefined) return fast;
     for (;;) {
-      const start = await this.findFree(n);
+      const found = this.findFree(n);
+      const start = typeof found === "number" ? found : await found;
       const first = this.tableIndex(start);
       const last = this.tableIndex(start + n - 1);
       let created = false;

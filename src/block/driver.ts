@@ -49,6 +49,8 @@ export interface NodeDriver {
   write(data: Uint8Array, offset: number): Promise<void>;
   writeZeroes(offset: number, length: number, opts: { unmap: boolean }): Promise<void>;
   discard(offset: number, length: number): Promise<void>;
+  /** Drops every cluster of this layer, leaving the backing file visible (bdrv_make_empty). */
+  makeEmpty?(): Promise<void>;
   writeCompressed?(data: Uint8Array, offset: number): Promise<void>;
   /** Status of this layer only (data below a backing boundary = unallocated). */
   blockStatus(offset: number, length: number): Promise<Extent>;

@@ -313,6 +313,22 @@ export class BlockLayer {
     return node;
   }
 
+  /**
+   * HMP drive_del on a BlockBackend: its medium goes (unless a job blocks
+   * that), the name disappears, and nodes nobody else holds are closed.
+   */
+  async deleteDrive(id: string): Promise<void> {
+    const blk = this.findBackend(id);
+    if (!blk) throw genericError(`Device '${id}' not found`);
+    if (blk.root) {
+      this.checkOp(blk.root.node, "drive-del");
+      const root = blk.root;
+      blk.root = null;
+      await this.graph.detach(root);
+    }
+    this.backends.splice(this.backends.indexOf(blk), 1);
+  }
+
   async blockdevDel(nodeName: string): Promise<void> {
     const node = this.findNode(nodeName);
     if (!node) throw genericError(`Failed to find node with node-name='${nodeName}'`);

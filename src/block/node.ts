@@ -378,6 +378,13 @@ export function deviceOrNodeName(node: BlockNode): string {
 }
 
 /** bdrv_skip_filters: the node below any filters (what block status, allocation and image names refer to). */
+/** bdrv_skip_implicit_filters: the filters jobs insert without a user-given node-name. */
+export function skipImplicitFilters(node: BlockNode): BlockNode {
+  let n = node;
+  while (n.isFilter && n.filtered && n.nodeName.startsWith("#")) n = n.filtered.node;
+  return n;
+}
+
 export function skipFilters(node: BlockNode): BlockNode {
   let n = node;
   while (n.isFilter && n.filtered) n = n.filtered.node;

@@ -5,7 +5,7 @@
  * prepare then commit.
  */
 import { genericError } from "../core/error.ts";
-import { createImageFile } from "./create-image.ts";
+import { createImageAs } from "./create-image.ts";
 import type { BlockLayer } from "./index.ts";
 import type { BlockNode } from "./node.ts";
 import { Perm, PERM_ALL } from "./perms.ts";
@@ -28,16 +28,15 @@ export type SnapshotAction =
     }
   | { type: "blockdev-snapshot"; node: string; overlay: string };
 
-/** Writes an empty image of `format` at `filename` with `old` as its backing file. */
-async function createOverlayImage(filename: string, format: string, size: number, backing: BlockNode): Promise<void> {
-  if (format !== "qcow2" && format !== "raw") throw genericError(`Unknown file format '${format}'`);
-  await createImageFile(filename, format, size, backing);
-}
-
 /** external_snapshot_prepare: the overlay is in the graph when this resolves. */
-export async function prepareExternalSnapshot(layer: BlockLayer, a: SnapshotAction): Promise<PreparedAction> {
+export async function prepareExternalSnapshot(
+  layer: BlockLayer,
+  a: SnapshotAction,
+  drainedBegin?: (old: BlockNode) => void,
+): Promise<PreparedAction> {
   const [device, nodeName] = a.type === "blockdev-snapshot-sync" ? [a.device, a["node-name"]] : [a.node, a.node];
   const old = layer.lookupNode(device, nodeName);
+  drainedBegin?.(old);
   await old.drain();
   layer.checkOp(old, "external-snapshot");
   if (!old.readOnly) {
@@ -57,7 +56,7 @@ export async function prepareExternalSnapshot(layer: BlockLayer, a: SnapshotActi
       throw genericError("New overlay node-name already in use");
     }
     if ((a.mode ?? "absolute-paths") !== "existing") {
-      await createOverlayImage(a["snapshot-file"], format, old.size(), old);
+      await createImageAs(a["snapshot-file"], format, old.size(), old);
     }
     const opts: Record<string, unknown> = { driver: format, file: { driver: "file", filename: a["snapshot-file"] } };
     if (snapName !== undefined) opts["node-name"] = snapName;
@@ -109,11 +108,6 @@ export async function prepareExternalSnapshot(layer: BlockLayer, a: SnapshotActi
     await discardCreated();
     throw e;
   }
-}
-
-export async function externalSnapshot(layer: BlockLayer, a: SnapshotAction): Promise<void> {
-  const p = await prepareExternalSnapshot(layer, a);
-  await p.commit();
 }
 
 /** qmp_block_resize. */

@@ -16,7 +16,8 @@ import { blockGraph, infoBlock, queryBlock, queryNamedBlockNodes } from "../bloc
 import {
   bitmapAdd, bitmapClear, bitmapDisable, bitmapEnable, bitmapMerge, bitmapRemove, bitmapSha256, type BitmapRef,
 } from "../block/bitmap-ops.ts";
-import { blockResize, externalSnapshot } from "../block/snapshot.ts";
+import { blockResize } from "../block/snapshot.ts";
+import { runAsTransaction } from "./transactions.ts";
 import { accountGuestIo } from "../block/stats.ts";
 import { hmpQemuIo, parseQemuIoHmpArgs } from "../block/qemu-io.ts";
 import { drainedSection } from "../block/jobs/mirror-port.ts";
@@ -180,18 +181,12 @@ export const commands: CommandDef[] = [
   defineCommand({
     name: "blockdev-snapshot-sync",
     args: BlockdevSnapshotSync,
-    handler: async (a, { emu }) => {
-      await externalSnapshot(emu.block, { type: "blockdev-snapshot-sync", ...a });
-      return {};
-    },
+    handler: (a, { emu }) => runAsTransaction(emu, "blockdev-snapshot-sync", a),
   }),
   defineCommand({
     name: "blockdev-snapshot",
     args: BlockdevSnapshot,
-    handler: async (a, { emu }) => {
-      await externalSnapshot(emu.block, { type: "blockdev-snapshot", ...a });
-      return {};
-    },
+    handler: (a, { emu }) => runAsTransaction(emu, "blockdev-snapshot", a),
   }),
   defineCommand({
     name: "block-dirty-bitmap-add",

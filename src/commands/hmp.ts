@@ -32,6 +32,23 @@ const HELP: Record<string, [string, string]> = {
   cont: ["", "resume emulation"],
   quit: ["", "quit the emulator"],
   "qemu-io": ["[-d] [device] \"[command]\"", "run a qemu-io command on a block device\n\t\t\t-d: [device] is a device ID rather than a drive ID or QOM path"],
+  // Block commands (./block-hmp.ts).
+  block_resize: ["device size", "resize a block image"],
+  block_stream: ["device [speed [base]]", "copy data from a backing file into a block device"],
+  commit: ["device|all", "commit changes to the disk images (if -snapshot is used) or backing files"],
+  drive_backup: [
+    "[-n] [-f] [-c] device target [format]",
+    "initiates a point-in-time\n\t\t\tcopy for a device. The device's contents are\n\t\t\tcopied to the new image file, excluding data that\n\t\t\tis written after the command is started.\n\t\t\tThe -n flag requests QEMU to reuse the image found\n\t\t\tin new-image-file, instead of recreating it from scratch.\n\t\t\tThe -f flag requests QEMU to copy the whole disk,\n\t\t\tso that the result does not need a backing file.\n\t\t\tThe -c flag requests QEMU to compress backup data\n\t\t\t(if the target format supports it).\n\t\t\t",
+  ],
+  drive_del: ["device", "remove host block device"],
+  drive_mirror: [
+    "[-n] [-f] device target [format]",
+    "initiates live storage\n\t\t\tmigration for a device. The device's contents are\n\t\t\tcopied to the new image file, including data that\n\t\t\tis written after the command is started.\n\t\t\tThe -n flag requests QEMU to reuse the image found\n\t\t\tin new-image-file, instead of recreating it from scratch.\n\t\t\tThe -f flag requests QEMU to copy the whole disk,\n\t\t\tso that the result does not need a backing file.\n\t\t\t",
+  ],
+  snapshot_blkdev: [
+    "[-n] device [new-image-file] [format]",
+    "initiates a live snapshot\n\t\t\tof device. If a new image file is specified, the\n\t\t\tnew image file will become the new root image.\n\t\t\tIf format is specified, the snapshot file will\n\t\t\tbe created in that format.\n\t\t\tThe default format is qcow2.  The -n flag requests QEMU\n\t\t\tto reuse the image found in new-image-file, instead of\n\t\t\trecreating it from scratch.",
+  ],
   // Machine, QOM and migration commands (./misc-hmp.ts).
   "info balloon": ["", "show balloon information"],
   "info chardev": ["", "show the character devices"],

@@ -7,10 +7,10 @@
  * Emulator extension: the pause/resume/cancel verbs and both queries are
  * allow-oob (QEMU 7.2 has them in-band only).
  */
-import { QmpError } from "../core/error.ts";
 import { JOB_STATUSES, JOB_TYPES, jobError, speedValue, type Job, type JobManager } from "../job/index.ts";
 import { defineCommand, defineEvent, type CommandContext, type CommandDef, type EventDef } from "./command.ts";
 import type { HmpCommand } from "./hmp-command.ts";
+import { hmpVerb } from "./hmp-args.ts";
 import { array, bool, enumOf, int, optional, str, struct } from "./qapi.ts";
 
 // ---- schemas ----------------------------------------------------------------------------
@@ -216,93 +216,6 @@ export const events: EventDef[] = [
 ];
 
 // ---- HMP --------------------------------------------------------------------------------
-
-/** A parse failure: QEMU prints the message, then where to find help. */
-class HmpSyntaxError extends Error {}
-
-/** The HMP argument scanner for the few argument kinds these commands use. */
-class HmpArgs {
-  private rest: string;
-
-  constructor(
-    private readonly command: string,
-    line: string,
-  ) {
-    this.rest = line;
-  }
-
-  /** An optional `-x` flag (must come before the other arguments). */
-  flag(letter: string): boolean {
-    this.rest = this.rest.trimStart();
-    if (!this.rest.startsWith("-")) return false;
-    const c = this.rest[1] ?? "";
-    if (c !== letter) throw new HmpSyntaxError(`${this.command}: unsupported option -${c}`);
-    this.rest = this.rest.slice(2);
-    return true;
-  }
-
-  /** A block device name: a word, or a double-quoted string with C escapes. */
-  device(): string {
-    this.rest = this.rest.trimStart();
-    const quoted = /^"((?:[^"\\]|\\.)*)"/.exec(this.rest);
-    const word = quoted ? null : /^\S+/.exec(this.rest);
-    if (!quoted && !word) throw new HmpSyntaxError(`${this.command}: block device name expected`);
-    this.rest = this.rest.slice((quoted ?? word)![0].length);
-    if (!quoted) return word![0];
-    return quoted[1]!.replace(/\\(.)/g, (_m, ch: string) => ({ n: "\n", r: "\r" })[ch] ?? ch);
-  }
-
-  /** A size in bytes, default unit MiB (qemu_strtosz_MiB), at most INT64_MAX. */
-  size(): number {
-    this.rest = this.rest.trimStart();
-    const parsed = parseSizeMiB(this.rest);
-    if (!parsed) throw new HmpSyntaxError("invalid size");
-    this.rest = this.rest.slice(parsed.length);
-    return parsed.value;
-  }
-
-  end(): void {
-    if (this.rest.trim() !== "") throw new HmpSyntaxError(`${this.command}: extraneous characters at the end of line`);
-  }
-}
-
-const SUFFIX_SHIFT: Record<string, number> = { b: 0, k: 10, m: 20, g: 30, t: 40, p: 50, e: 60 };
-
-/** qemu_strtosz with MiB as the default unit: decimal (with fraction) or 0x hex, optional B/K/M/G/T/P/E. */
-export function parseSizeMiB(text: string): { value: number; length: number } | null {
-  const m = /^\+?(?:0[xX]([0-9a-fA-F]+)|(\d+)(\.\d*)?)([bBkKmMgGtTpPeE])?/.exec(text);
-  if (!m) return null;
-  const [whole, hex, int, frac, suffix] = m;
-  const next = text[whole!.length] ?? "";
-  // Hex takes a suffix (in 7.2) but no fraction.
-  if (hex !== undefined && next === ".") return null;
-  // strtod would read "1.5e3" as an exponent, which QEMU refuses.
-  if (frac !== undefined && /^[eE]$/.test(suffix ?? "") && /^[-+\d]/.test(next)) return null;
-  const shift = suffix !== undefined ? SUFFIX_SHIFT[suffix.toLowerCase()]! : 20;
-  const fraction = frac !== undefined && frac.length > 1 ? Number(`0${frac}`) : 0;
-  if (fraction && shift === 0) return null; // a fraction needs a unit above bytes
-  const base = hex !== undefined ? BigInt(`0x${hex}`) : BigInt(int!);
-  const value = (base << BigInt(shift)) + BigInt(Math.trunc(fraction * 2 ** shift));
-  if (value > 0x7fffffffffffffffn) return null;
-  return { value: Number(value), length: whole!.length };
-}
-
-/** An HMP command over a QMP-style action: errors print as QEMU's hmp_handle_error. */
-function hmpVerb(name: string, run: (args: HmpArgs, ctx: CommandContext) => void | Promise<void>): HmpCommand {
-  return {
-    name,
-    async run(line, ctx) {
-      try {
-        await run(new HmpArgs(name, line), ctx);
-        return "";
-      } catch (e) {
-        if (e instanceof HmpSyntaxError) return `${e.message}\nTry "help ${name}" for more information\n`;
-        if (e instanceof QmpError) return `Error: ${e.desc}\n`;
-        throw e;
-      }
-    },
-  };
-}
 
 /** hmp_info_block_jobs: streams get their own wording. */
 export function formatBlockJobs(jobs: readonly Job[]): string {

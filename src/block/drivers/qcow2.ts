@@ -199,6 +199,7 @@ export const qcow2Driver: DriverDef = {
       },
       writeZeroes: (offset, length, opts) => img.writeZeroes(offset, length, opts),
       discard: (offset, length) => img.discard(offset, length),
+      makeEmpty: () => img.makeEmpty(),
       async writeCompressed(data, offset) {
         node.debugEvent("file", "write_compressed");
         await img.writeCompressed(data, offset);

@@ -55,17 +55,25 @@ async function createBackupJob(ctx: BackupContext, setup: BackupSetup, args: Bac
   }
 }
 
-function backupAction(ctx: BackupContext, txn: TxnState, resolve: () => Promise<{ source: BlockNode; target: BlockNode; args: BackupArgs }>): TxnAction {
+/**
+ * `resolve` finds the nodes in the command's own order and calls
+ * `drainedBegin(source)` where QEMU begins the source's drained section, so
+ * a refusal after that point still shows the jobs' paused/running pair.
+ */
+function backupAction(
+  ctx: BackupContext,
+  txn: TxnState,
+  resolve: (drainedBegin: (source: BlockNode) => void) => Promise<{ source: BlockNode; target: BlockNode; args: BackupArgs }>,
+): TxnAction {
   let job: CreatedJob | null = null;
   let drained: DrainedSection | null = null;
   return {
     async prepare() {
-      const { source, target, args } = await resolve();
       // Paired with clean(): jobs using the source stay paused until the command ends.
-      drained = ctx.jobs.drain(source);
+      const { source, target, args } = await resolve((node) => (drained = ctx.jobs.drain(node)));
       const setup = await setupBackup(ctx.layer, source, target, args);
       job = await createBackupJob(ctx, setup, args, txn);
-      drained.adopt(job);
+      drained!.adopt(job);
     },
     commit() {
       job?.start();
@@ -82,17 +90,19 @@ function backupAction(ctx: BackupContext, txn: TxnState, resolve: () => Promise<
 }
 
 export function blockdevBackupAction(args: BlockdevBackupArgs, ctx: BackupContext, txn: TxnState): TxnAction {
-  return backupAction(ctx, txn, async () => ({
-    source: ctx.layer.lookupDeviceOrNode(args.device),
-    target: ctx.layer.lookupDeviceOrNode(args.target),
-    args,
-  }));
+  return backupAction(ctx, txn, async (drainedBegin) => {
+    const source = ctx.layer.lookupDeviceOrNode(args.device);
+    const target = ctx.layer.lookupDeviceOrNode(args.target);
+    drainedBegin(source);
+    return { source, target, args };
+  });
 }
 
 export function driveBackupAction(args: DriveBackupArgs, ctx: BackupContext, txn: TxnState): TxnAction {
   let created: BlockNode | null = null;
-  const action = backupAction(ctx, txn, async () => {
+  const action = backupAction(ctx, txn, async (drainedBegin) => {
     const source = ctx.layer.lookupDeviceOrNode(args.device);
+    drainedBegin(source);
     ctx.layer.checkOp(source, "backup-source");
     const t = await openDriveBackupTarget(ctx.layer, { source, target: args.target, sync: args.sync, format: args.format, mode: args.mode });
     created = t.node;

@@ -4,7 +4,7 @@
  * discard=unmap, detect-zeroes=unmap like QEMU's drive_backup_prepare.
  */
 import { genericError } from "../../core/error.ts";
-import { createImageFile } from "../create-image.ts";
+import { createImageAs } from "../create-image.ts";
 import { skipFilters } from "../node.ts";
 import { probeFormat, type BlockLayer, type BlockNode } from "../index.ts";
 import type { SyncMode } from "./backup-bitmap.ts";
@@ -30,11 +30,6 @@ function backingOf(node: BlockNode): BlockNode | undefined {
   return n?.backing?.node;
 }
 
-async function createImage(filename: string, format: string, size: number, backing: BlockNode | null): Promise<void> {
-  if (format !== "qcow2" && format !== "raw") throw genericError(`Driver '${format}' does not support image creation`);
-  await createImageFile(filename, format, size, backing);
-}
-
 export async function openDriveBackupTarget(layer: BlockLayer, req: DriveBackupTargetRequest): Promise<DriveBackupTarget> {
   const existing = req.mode === "existing";
   let format = req.format ?? (existing ? undefined : skipFilters(req.source).driverName);
@@ -46,7 +41,7 @@ export async function openDriveBackupTarget(layer: BlockLayer, req: DriveBackupT
   }
   if (sync === "none") backing = req.source;
   const size = req.source.size();
-  if (!existing) await createImage(req.target, format!, size, backing);
+  if (!existing) await createImageAs(req.target, format!, size, backing);
   format ??= probeFormat(req.target);
   const options: Record<string, unknown> = {
     driver: format,

@@ -6,14 +6,10 @@
  * the right backing (MIRROR_SOURCE_BACKING_CHAIN / MIRROR_OPEN_BACKING_CHAIN).
  */
 import { genericError } from "../../core/error.ts";
-import { createImageFile } from "../create-image.ts";
+import { createImageAs } from "../create-image.ts";
 import { probeFormat, type BlockLayer, type BlockNode } from "../index.ts";
 import { skipFilters } from "../node.ts";
 import type { BackingMode, MirrorMode } from "./mirror.ts";
-
-const CREATABLE = new Set(["qcow2", "raw"]);
-/** Formats QEMU 7.2 knows but we cannot create: their own error, not "Unknown file format". */
-const KNOWN_FORMATS = new Set(["qcow2", "raw", "qcow", "qed", "vdi", "vmdk", "vhdx", "vpc", "luks", "parallels", "bochs", "cloop", "dmg", "file", "null-co", "null-aio", "blkdebug"]);
 
 export interface DriveMirrorTargetRequest {
   source: BlockNode;
@@ -31,12 +27,6 @@ export interface DriveMirrorTarget {
   zeroTarget: boolean;
 }
 
-async function createImage(filename: string, format: string, size: number, backing: BlockNode | null): Promise<void> {
-  if (!KNOWN_FORMATS.has(format)) throw genericError(`Unknown file format '${format}'`);
-  if (!CREATABLE.has(format)) throw genericError(`Format driver '${format}' does not support image creation`);
-  await createImageFile(filename, format as "qcow2" | "raw", size, backing);
-}
-
 /** Creates (unless mode=existing) and opens the target, in qmp_drive_mirror's order. */
 export async function openDriveMirrorTarget(layer: BlockLayer, req: DriveMirrorTargetRequest): Promise<DriveMirrorTarget> {
   const mode = req.mode ?? "absolute-paths";
@@ -47,7 +37,7 @@ export async function openDriveMirrorTarget(layer: BlockLayer, req: DriveMirrorT
   if (sync === "none") targetBacking = req.source;
   const size = req.source.size();
   const backingMode: BackingMode = mode === "absolute-paths" ? "source-chain" : "open-chain";
-  if (mode !== "existing") await createImage(req.target, format!, size, sync === "full" || !targetBacking ? null : targetBacking);
+  if (mode !== "existing") await createImageAs(req.target, format!, size, sync === "full" || !targetBacking ? null : targetBacking);
 
   const fmt = format ?? probeFormat(req.target);
   const options: Record<string, unknown> = { driver: fmt, file: { driver: "file", filename: req.target } };

@@ -9,10 +9,13 @@ import {
 } from "../bitmap-ops.ts";
 import type { BlockLayer } from "../index.ts";
 import { prepareExternalSnapshot, type PreparedAction, type SnapshotAction } from "../snapshot.ts";
+import type { BlockJobPort, DrainedSection } from "./common.ts";
 import type { ActionKindDef, TxnAction } from "./transaction.ts";
 
 export interface BlockTxnContext {
   readonly layer: BlockLayer;
+  /** Drained sections pause the jobs above a node (external snapshots hold one from prepare to clean). */
+  readonly jobs?: Pick<BlockJobPort, "drain">;
 }
 
 type BitmapName = { node: string; name: string };
@@ -31,11 +34,15 @@ function undoable(apply: () => Undo | Promise<Undo>): TxnAction {
   };
 }
 
-function snapshotAction(layer: BlockLayer, a: SnapshotAction): TxnAction {
+function snapshotAction(ctx: BlockTxnContext, a: SnapshotAction): TxnAction {
   let prepared: PreparedAction | null = null;
+  // external_snapshot_prepare's drained_begin on the old node, paired with clean (failure or not).
+  let drained: DrainedSection | null = null;
   return {
     async prepare() {
-      prepared = await prepareExternalSnapshot(layer, a);
+      prepared = await prepareExternalSnapshot(ctx.layer, a, (node) => {
+        drained = ctx.jobs?.drain(node) ?? null;
+      });
     },
     async commit() {
       await prepared?.commit();
@@ -43,6 +50,10 @@ function snapshotAction(layer: BlockLayer, a: SnapshotAction): TxnAction {
     async abort() {
       await prepared?.abort();
       prepared = null;
+    },
+    clean() {
+      drained?.end();
+      drained = null;
     },
   };
 }
@@ -75,11 +86,11 @@ export const blockActions: Record<string, ActionKindDef<BlockTxnContext, any>> =
       undoable(() => bitmapMerge(layer, d.node, d.target, d.bitmaps)),
   },
   "blockdev-snapshot-sync": {
-    make: (d: Omit<Extract<SnapshotAction, { type: "blockdev-snapshot-sync" }>, "type">, { layer }) =>
-      snapshotAction(layer, { type: "blockdev-snapshot-sync", ...d }),
+    make: (d: Omit<Extract<SnapshotAction, { type: "blockdev-snapshot-sync" }>, "type">, ctx) =>
+      snapshotAction(ctx, { type: "blockdev-snapshot-sync", ...d }),
   },
   "blockdev-snapshot": {
-    make: (d: { node: string; overlay: string }, { layer }) => snapshotAction(layer, { type: "blockdev-snapshot", ...d }),
+    make: (d: { node: string; overlay: string }, ctx) => snapshotAction(ctx, { type: "blockdev-snapshot", ...d }),
   },
   "blockdev-snapshot-internal-sync": {
     make: (d: { device: string; name: string }, { layer }) => ({

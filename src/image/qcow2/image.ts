@@ -832,10 +832,24 @@ export class Qcow2Image implements DiskImage {
     });
   }
 
-  private async discardSlice(offset: number, length: number): Promise<void> {
+  /**
+   * Unallocates every cluster, so the whole image reads from its backing
+   * file again (bdrv_make_empty after a commit). Like QEMU's fallback for
+   * images it cannot rebuild from scratch, the L2 tables stay.
+   */
+  makeEmpty(): Promise<void> {
+    return this.lock.run(async () => {
+      this.checkWritable(0, this.size);
+      if (this.size > 0) await this.forEachTable(0, this.size, (s, l) => this.discardSlice(s, l, true));
+      await this.afterOperation();
+    });
+  }
+
+  /** `full`: entries become unallocated even over a backing file (no zero flag). */
+  private async discardSlice(offset: number, length: number, full = false): Promise<void> {
     const cs = this.clusterSize;
     const l1i = Math.floor(offset / (cs * this.l2Entries));
-    const zeroFlag = this.header.version >= 3;
+    const zeroFlag = this.header.version >= 3 && !full;
     if (!(await this.l2Table(l1i)) && !(this.backing && zeroFlag)) return;
     const table = await this.l2TableForWrite(l1i);
     const first = Math.floor(offset / cs);

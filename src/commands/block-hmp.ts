@@ -1,0 +1,127 @@
+/**
+ * HMP block commands (QEMU's block/monitor/block-hmp-cmds.c): thin shells
+ * over the QMP commands with the arguments QEMU's HMP fills in, so the two
+ * cannot disagree. `drive_del` and `commit` report with error_report
+ * (no "Error: " prefix), the others as hmp_handle_error does.
+ */
+import { commitToBacking } from "../block/commit-image.ts";
+import { skipFilters, skipImplicitFilters } from "../block/node.ts";
+import { isQmpError } from "../core/error.ts";
+import { isImageIoError } from "../image/errors.ts";
+import type { CommandContext, CommandDef } from "./command.ts";
+import type { HmpCommand } from "./hmp-command.ts";
+import { HmpReport, hmpVerb } from "./hmp-args.ts";
+
+function qmp(ctx: CommandContext, name: string, args: Record<string, unknown>): unknown {
+  const cmd = ctx.emu.commands.get(name) as CommandDef;
+  return cmd.handler(args, ctx);
+}
+
+/** Drops absent optional members, as QAPI does for has_x = false. */
+const present = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
+
+export const commands: CommandDef[] = [];
+
+export const hmpCommands: HmpCommand[] = [
+  hmpVerb("block_resize", async (a, ctx) => {
+    const device = a.device();
+    const size = a.size();
+    a.end();
+    await qmp(ctx, "block_resize", { device, size });
+  }),
+
+  hmpVerb("drive_backup", async (a, ctx) => {
+    const f = a.flags("nfc");
+    const device = a.device();
+    const target = a.str();
+    const format = a.optionalStr();
+    a.end();
+    await qmp(
+      ctx,
+      "drive-backup",
+      present({
+        device,
+        target,
+        format,
+        sync: f.has("f") ? "full" : "top",
+        mode: f.has("n") ? "existing" : "absolute-paths",
+        compress: f.has("c") ? true : undefined,
+      }),
+    );
+  }),
+
+  hmpVerb("drive_mirror", async (a, ctx) => {
+    const f = a.flags("nf");
+    const device = a.device();
+    const target = a.str();
+    const format = a.optionalStr();
+    a.end();
+    await qmp(
+      ctx,
+      "drive-mirror",
+      present({ device, target, format, sync: f.has("f") ? "full" : "top", mode: f.has("n") ? "existing" : "absolute-paths", unmap: true }),
+    );
+  }),
+
+  hmpVerb("snapshot_blkdev", async (a, ctx) => {
+    const reuse = a.flag("n");
+    const device = a.device();
+    const file = a.optionalStr();
+    const format = a.optionalStr();
+    a.end();
+    // QEMU reserves a missing file for internal snapshots some day; today it is required.
+    if (file === undefined) throw new QmpErrorText("Parameter 'snapshot-file' is missing");
+    await qmp(ctx, "blockdev-snapshot-sync", present({ device, "snapshot-file": file, format, mode: reuse ? "existing" : "absolute-paths" }));
+  }),
+
+  hmpVerb("block_stream", async (a, ctx) => {
+    const device = a.device();
+    const speed = a.optionalSize();
+    const base = a.optionalStr();
+    a.end();
+    await qmp(ctx, "block-stream", present({ "job-id": device, device, base, speed, "on-error": "report" }));
+  }),
+
+  hmpVerb("commit", async (a, { emu }) => {
+    const device = a.device();
+    a.end();
+    const block = emu.block;
+    try {
+      if (device === "all") {
+        // blk_commit_all: every backend with a medium over a backing file, stopping at the first failure.
+        for (const blk of [...block.backends]) {
+          const node = blk.node && skipFilters(blk.node);
+          if (node?.backing) await commitToBacking(block, node);
+        }
+        return;
+      }
+      const blk = block.findBackend(device);
+      if (!blk) throw new HmpReport(`Device '${device}' not found`);
+      if (!blk.node) throw new HmpReport(`Device '${device}' has no medium`);
+      await commitToBacking(block, skipImplicitFilters(blk.node));
+    } catch (e) {
+      if (isImageIoError(e)) throw new HmpReport(`'commit' error for '${device}': ${e.desc}`);
+      throw e;
+    }
+  }),
+
+  hmpVerb("drive_del", async (a, ctx) => {
+    const id = a.device();
+    a.end();
+    const block = ctx.emu.block;
+    try {
+      if (block.findNode(id)) await qmp(ctx, "blockdev-del", { "node-name": id });
+      else await block.deleteDrive(id);
+    } catch (e) {
+      if (isQmpError(e)) throw new HmpReport(e.desc);
+      throw e;
+    }
+  }),
+];
+
+/** hmp_handle_error's text for an error QEMU's HMP code raises itself. */
+class QmpErrorText extends HmpReport {
+  constructor(desc: string) {
+    super(`Error: ${desc}`);
+  }
+}

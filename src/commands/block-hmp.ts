@@ -5,7 +5,7 @@
  * (no "Error: " prefix), the others as hmp_handle_error does.
  */
 import { commitToBacking } from "../block/commit-image.ts";
-import { skipFilters, skipImplicitFilters } from "../block/node.ts";
+import { skipFilters, skipImplicitFilters, type BlockNode } from "../block/node.ts";
 import { isQmpError } from "../core/error.ts";
 import { isImageIoError } from "../image/errors.ts";
 import type { CommandContext, CommandDef } from "./command.ts";
@@ -22,7 +22,22 @@ const present = (o: Record<string, unknown>) => Object.fromEntries(Object.entrie
 
 export const commands: CommandDef[] = [];
 
+/** bdrv_can_snapshot: a writable image whose format keeps internal snapshots. */
+const canSnapshot = (n: BlockNode) => !n.readOnly && skipFilters(n).driverName === "qcow2";
+
 export const hmpCommands: HmpCommand[] = [
+  {
+    // bdrv_all_find_vmstate_bs over the devices' images, then the monitor's own nodes.
+    name: "info snapshots",
+    run(line, { emu }) {
+      if (line.trim()) return 'snapshots: extraneous characters at the end of line\nTry "help info snapshots" for more information\n';
+      const roots = [
+        ...emu.block.backends.flatMap((b) => (b.node ? [b.node] : [])),
+        ...emu.block.graph.topoOrder().filter((n) => n.monitorOwned && n.parents.length === 0),
+      ];
+      return roots.some(canSnapshot) ? "There is no snapshot available.\n" : "no block device can store vmstate for snapshot\n";
+    },
+  },
   hmpVerb("block_resize", async (a, ctx) => {
     const device = a.device();
     const size = a.size();

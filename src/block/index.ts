@@ -355,7 +355,12 @@ export class BlockLayer {
     if (this.findBackend(id)) throw genericError(`drive with bus=0, unit=0 (index=0) exists`);
     if (this.findNode(id)) throw genericError(`Device name '${id}' conflicts with an existing node name`);
     const file = take("file");
-    const format = take("format") ?? take("driver");
+    const [formatOpt, driverOpt] = [take("format"), take("driver")];
+    if (formatOpt !== undefined && driverOpt !== undefined) throw genericError("Cannot specify both 'driver' and 'format'");
+    const format = formatOpt ?? driverOpt;
+    // blockdev_init reads detect-zeroes itself, with its own complaint.
+    const detectZeroes = o["detect-zeroes"];
+    if (detectZeroes !== undefined && !["off", "on", "unmap"].includes(detectZeroes)) throw genericError(`invalid parameter value: ${detectZeroes}`);
     const readonly = take("readonly");
     const cache = take("cache");
     const werror = take("werror");
@@ -384,8 +389,9 @@ export class BlockLayer {
       if (readonly !== undefined) keyval["read-only"] = readonly;
       // snapshot=on: the image stays untouched under a throw-away overlay.
       if (temporary) keyval["read-only"] = "on";
-      keyval["cache.direct"] = mode.direct;
-      keyval["cache.no-flush"] = mode.noFlush;
+      // cache= sets the defaults; cache.direct= / cache.no-flush= given alongside win.
+      keyval["cache.direct"] ??= mode.direct;
+      keyval["cache.no-flush"] ??= mode.noFlush;
       if (file !== undefined) {
         if (this.drivers.get(keyval.driver as string)?.kind === "protocol") {
           keyval.filename = file;
@@ -395,7 +401,7 @@ export class BlockLayer {
         }
       }
       const tree = nestKeyval(keyval);
-      let node = await this.openNode(tree, { origin: "keyval" });
+      let node = await this.openNode(tree, { origin: "drive" });
       if (temporary) node = await this.appendTempSnapshot(node);
       blk.readOnly = node.readOnly;
       blk.root = this.graph.attach(blk, "root", node, DRIVE_BACKEND_PERMS);

@@ -28,8 +28,13 @@ const TYPE_NAMES: Record<string, string> = {
   str: "string", bool: "boolean", int: "integer", size: "integer", ref: "BlockdevRef", "ref-or-null": "BlockdevRefOrNull",
 };
 
-/** Where the value came from: QMP JSON, or keyval strings (-blockdev a=b,c.d=e). */
-export type Origin = "json" | "keyval";
+/**
+ * Where the value came from: QMP JSON, keyval strings (-blockdev a=b,c.d=e),
+ * or the legacy -drive / drive_add options, which are keyval strings that
+ * bdrv_open checks with its own words ("Unknown driver", "Block format ...
+ * does not support the option ...").
+ */
+export type Origin = "json" | "keyval" | "drive";
 
 function typeName(t: FieldType): string {
   if (typeof t === "string") return TYPE_NAMES[t] ?? t;
@@ -60,7 +65,7 @@ function toNumber(v: unknown): number | undefined {
 /** Keyval lists arrive as {"0": …, "1": …}; JSON lists as arrays. */
 function asList(v: unknown, origin: Origin): unknown[] | undefined {
   if (Array.isArray(v)) return v;
-  if (origin === "keyval" && v && typeof v === "object") {
+  if (origin !== "json" && v && typeof v === "object") {
     const keys = Object.keys(v);
     if (keys.every((k) => /^\d+$/.test(k))) return keys.sort((a, b) => +a - +b).map((k) => (v as Record<string, unknown>)[k]);
   }
@@ -68,7 +73,7 @@ function asList(v: unknown, origin: Origin): unknown[] | undefined {
 }
 
 export function visitValue(path: string, name: string, t: FieldType, v: unknown, origin: Origin): unknown {
-  const ks = origin === "keyval" && typeof v === "string";
+  const ks = origin !== "json" && typeof v === "string";
   if (t === "any") return v;
   if (t === "str") {
     if (typeof v !== "string") badType(path, t);
@@ -175,7 +180,7 @@ export interface NodeOptions {
 export function visitBlockdevOptions(
   prefix: string,
   input: Record<string, unknown>,
-  drivers: ReadonlyMap<string, { fields: Fields; internal?: boolean }>,
+  drivers: ReadonlyMap<string, { fields: Fields; internal?: boolean; kind?: string }>,
   origin: Origin,
   inherited?: Partial<CommonOptions>,
 ): NodeOptions {
@@ -184,9 +189,21 @@ export function visitBlockdevOptions(
   if (!("driver" in input)) throw genericError(`Parameter '${driverPath}' is missing`);
   if (typeof input.driver !== "string") badType(driverPath, { enum: [] });
   const def = drivers.get(input.driver);
-  if (!def || def.internal) throw genericError(`Parameter 'driver' does not accept value '${input.driver}'`);
+  if (!def || def.internal) {
+    throw genericError(origin === "drive" ? `Unknown driver '${input.driver}'` : `Parameter 'driver' does not accept value '${input.driver}'`);
+  }
   const base = visitStruct(prefix, BASE_FIELDS, input, origin, seen);
   const specific = visitStruct(prefix, def.fields, input, origin, seen);
+  if (origin === "drive") {
+    const extra = Object.keys(input).find((k) => !seen.has(k));
+    if (extra !== undefined) {
+      throw genericError(
+        def.kind === "protocol"
+          ? `Block protocol '${input.driver}' doesn't support the option '${extra}'`
+          : `Block format '${input.driver}' does not support the option '${extra}'`,
+      );
+    }
+  }
   checkUnexpected(prefix, input, seen);
   const cache = (base.cache ?? {}) as { direct?: boolean; "no-flush"?: boolean };
   return {

@@ -6,7 +6,9 @@
  */
 import { commitToBacking } from "../block/commit-image.ts";
 import { skipFilters, skipImplicitFilters, type BlockNode } from "../block/node.ts";
-import { isQmpError } from "../core/error.ts";
+import { isQmpError, type QmpError } from "../core/error.ts";
+import { parseQemuOpts } from "../core/qemu-opts.ts";
+import { nestKeyval } from "../block/index.ts";
 import { isImageIoError } from "../image/errors.ts";
 import type { CommandContext, CommandDef } from "./command.ts";
 import type { HmpCommand } from "./hmp-command.ts";
@@ -120,6 +122,31 @@ export const hmpCommands: HmpCommand[] = [
     }
   }),
 
+  hmpVerb("drive_add", async (a, { emu }) => {
+    const nodeOnly = a.flag("n");
+    a.str(); // the PCI address: nothing to plug into here
+    const opts = Object.fromEntries(parseQemuOpts(a.str()).pairs);
+    a.end();
+    const block = emu.block;
+    try {
+      if (nodeOnly) {
+        if (opts["node-name"] === undefined) throw new HmpReport("'node-name' needs to be specified");
+        await block.blockdevAdd(nestKeyval(opts), "drive");
+        return;
+      }
+      if (opts.id !== undefined && block.findBackend(opts.id)) throw new HmpReport(`Duplicate ID '${opts.id}' for drive`);
+      const blk = await block.addDrive(opts);
+      const iface = opts.if ?? "none";
+      if (iface === "none") return "OK\n";
+      // Only if=none can exist without a device model to plug into.
+      await block.deleteDrive(blk.name);
+      return `Can't hot-add drive to type ${IF_TYPES.indexOf(iface)}\n`;
+    } catch (e) {
+      if (isQmpError(e)) throw new HmpReport(reported(e));
+      throw e;
+    }
+  }),
+
   hmpVerb("drive_del", async (a, ctx) => {
     const id = a.device();
     a.end();
@@ -133,6 +160,12 @@ export const hmpCommands: HmpCommand[] = [
     }
   }),
 ];
+
+/** BlockInterfaceType, in QEMU's numbering (IF_NONE = 0). */
+const IF_TYPES = ["none", "ide", "scsi", "floppy", "pflash", "mtd", "sd", "virtio", "xen"];
+
+/** error_report_err: the message, then any hint QEMU appended to it. */
+const reported = (e: QmpError) => (e.hint ? `${e.desc}\n${e.hint.replace(/\n$/, "")}` : e.desc);
 
 /** hmp_handle_error's text for an error QEMU's HMP code raises itself. */
 class QmpErrorText extends HmpReport {

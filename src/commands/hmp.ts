@@ -40,6 +40,10 @@ const HELP: Record<string, [string, string]> = {
     "[-n] [-f] [-c] device target [format]",
     "initiates a point-in-time\n\t\t\tcopy for a device. The device's contents are\n\t\t\tcopied to the new image file, excluding data that\n\t\t\tis written after the command is started.\n\t\t\tThe -n flag requests QEMU to reuse the image found\n\t\t\tin new-image-file, instead of recreating it from scratch.\n\t\t\tThe -f flag requests QEMU to copy the whole disk,\n\t\t\tso that the result does not need a backing file.\n\t\t\tThe -c flag requests QEMU to compress backup data\n\t\t\t(if the target format supports it).\n\t\t\t",
   ],
+  drive_add: [
+    "[-n] [[<domain>:]<bus>:]<slot>\n[file=file][,if=type][,bus=n]\n[,unit=m][,media=d][,index=i]\n[,snapshot=on|off][,cache=on|off]\n[,readonly=on|off][,copy-on-read=on|off]",
+    "add drive to PCI storage controller",
+  ],
   drive_del: ["device", "remove host block device"],
   drive_mirror: [
     "[-n] [-f] device target [format]",

@@ -130,4 +130,31 @@ describe.skipIf(!hasQemuSystem)("HMP block commands against QEMU 7.2", { timeout
       ],
     });
   });
+
+  it("drive_add: backends, node trees (-n), duplicates, interfaces that need a device", async () => {
+    await check({
+      setup: [...CHAIN, "cp base.qcow2 d1.qcow2", "cp base.qcow2 d2.qcow2", "cp base.qcow2 d3.qcow2"],
+      steps: [
+        ["hmp drive_add"],
+        ["hmp drive_add 0"],
+        ["hmp drive_add 0 id=x1,file={dir}/d1.qcow2"],
+        ["hmp drive_add 0 id=x1,file={dir}/d2.qcow2"],
+        ["hmp drive_add 0 if=virtio,id=x2,file={dir}/d2.qcow2"],
+        ["hmp drive_add 0 if=none,id=x3,file={dir}/d3.qcow2,format=raw"],
+        ["hmp drive_add 0 if=none,id=x4,file={dir}/nosuch.qcow2"],
+        ["hmp drive_add 0 if=none,id=x5,driver=null-co,bogus=1"],
+        ["hmp drive_add 0 if=none,id=x6,driver=null-co,node-name=x3"],
+        ["hmp drive_add 0 if=none,id=x7,driver=null-co,,x"],
+        ["hmp drive_add -n 0 driver=null-co"],
+        ["hmp drive_add -n 0 driver=null-co,node-name=n1"],
+        ["hmp drive_add -n 0 driver=null-co,node-name=n1"],
+        ["hmp drive_add -n 0 driver=qcow2,node-name=n2,file.driver=file,file.filename={dir}/d2.qcow2"],
+        ["hmp drive_add -n 0 if=none,driver=null-co,node-name=n3"],
+        ["query-block"],
+        ["hmp drive_del x1"],
+        ["hmp drive_del n1"],
+        ["hmp info block -n"],
+      ],
+    });
+  });
 });

@@ -66,6 +66,15 @@ const SYSTEM_ERRORS: string[][] = [
   ["-blockdev", "driver=file,node-name=f,filename=/nonexistent.img"],
   ["-blockdev", "driver=null-co,node-name=n0,size=abc"],
   ["-drive", "file=/nonexistent.img,if=none,id=d0"],
+  // -drive options go through bdrv_open, which words its refusals its own way.
+  ["-drive", "if=none,driver=null-co,bogus=1"],
+  ["-drive", "if=none,driver=nosuch"],
+  ["-drive", "if=none,driver=null-co,format=raw"],
+  ["-drive", "if=none,driver=null-co,detect-zeroes=bad"],
+  ["-drive", "if=none,driver=null-co,cache.direct=maybe"],
+  ["-drive", "if=none,driver=null-co,readonly=maybe"],
+  ["-drive", "if=none,driver=null-co,cache=bogus"],
+  ["-drive", "if=none,driver=raw,file.driver=null-co,file.bogus=1"],
   ["-blockdev", "driver=null-co,node-name=a", "-blockdev", "driver=null-co,node-name=a"],
   // -object: checked while parsing (with the location), created before the block devices (without).
   ["-object", "throttle-group,id=tg0,x-bps-total=abc"],

@@ -32,6 +32,14 @@ const HELP: Record<string, [string, string]> = {
   cont: ["", "resume emulation"],
   quit: ["", "quit the emulator"],
   "qemu-io": ["[-d] [device] \"[command]\"", "run a qemu-io command on a block device\n\t\t\t-d: [device] is a device ID rather than a drive ID or QOM path"],
+  // Migration commands (./migration-hmp.ts).
+  migrate_cancel: ["", "cancel the current VM migration"],
+  migrate_continue: ["state", "Continue migration from the given paused state"],
+  migrate_pause: ["", "Pause an ongoing migration (postcopy-only)"],
+  migrate_recover: ["uri", "Continue a paused incoming postcopy migration"],
+  migrate_set_capability: ["capability state", "Enable/Disable the usage of a capability for migration"],
+  migrate_set_parameter: ["parameter value", "Set the parameter for migration"],
+  migrate_start_postcopy: ["", "Followup to a migration command to switch the migration to postcopy mode. The postcopy-ram capability must be set on both source and destination before the original migration command ."],
   // Block commands (./block-hmp.ts).
   block_resize: ["device size", "resize a block image"],
   block_stream: ["device [speed [base]]", "copy data from a backing file into a block device"],

@@ -5,17 +5,13 @@
  * migrate-recover, allow-oob, live in ./machine.ts.)
  */
 import { genericError } from "../core/error.ts";
-import { MIGRATION_CAPABILITIES, type MigrationCapability } from "../machine-extra/migration.ts";
+import { MIGRATION_CAPABILITIES, MIGRATION_STATUSES, type MigrationCapability } from "../machine-extra/migration.ts";
 import { extraState } from "../machine-extra/state.ts";
 import { defineCommand, type CommandDef } from "./command.ts";
-import type { HmpCommand } from "./hmp-command.ts";
 import { SocketAddress } from "./socket-address.ts";
 import { alternate, array, bool, enumOf, int, nil, num, optional, str, struct, union, withFeatures } from "./qapi.ts";
 
-const MigrationStatus = enumOf("MigrationStatus", [
-  "none", "setup", "cancelling", "cancelled", "active", "postcopy-active", "postcopy-paused", "postcopy-recover",
-  "completed", "failed", "colo", "pre-switchover", "device", "wait-unplug",
-]);
+const MigrationStatus = enumOf("MigrationStatus", [...MIGRATION_STATUSES]);
 const MigrationCapabilityEnum = enumOf("MigrationCapability", MIGRATION_CAPABILITIES);
 const CapabilityStatus = struct("MigrationCapabilityStatus", { capability: MigrationCapabilityEnum, state: bool() });
 const MultiFDCompression = enumOf("MultiFDCompression", ["none", "zlib", "zstd"]);
@@ -172,4 +168,4 @@ export const commands: CommandDef[] = [
   }),
 ];
 
-export const hmpCommands: HmpCommand[] = [];
+export { hmpCommands } from "./migration-hmp.ts";

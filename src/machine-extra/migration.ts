@@ -5,6 +5,12 @@
  */
 import { genericError } from "../core/error.ts";
 
+/** MigrationStatus, in QAPI order. */
+export const MIGRATION_STATUSES = [
+  "none", "setup", "cancelling", "cancelled", "active", "postcopy-active", "postcopy-paused", "postcopy-recover",
+  "completed", "failed", "colo", "pre-switchover", "device", "wait-unplug",
+] as const;
+
 export const MIGRATION_CAPABILITIES = [
   "xbzrle", "rdma-pin-all", "auto-converge", "zero-blocks", "compress", "events", "postcopy-ram", "x-colo",
   "release-ram", "block", "return-path", "pause-before-switchover", "multifd", "dirty-bitmaps", "postcopy-blocktime",

@@ -218,10 +218,10 @@ export const events: EventDef[] = [
 // ---- HMP --------------------------------------------------------------------------------
 
 /** A parse failure: QEMU prints the message, then where to find help. */
-class HmpSyntaxError extends Error {}
+export class HmpSyntaxError extends Error {}
 
 /** The HMP argument scanner for the few argument kinds these commands use. */
-class HmpArgs {
+export class HmpArgs {
   private rest: string;
 
   constructor(
@@ -243,10 +243,24 @@ class HmpArgs {
 
   /** A block device name: a word, or a double-quoted string with C escapes. */
   device(): string {
+    return this.string("block device name");
+  }
+
+  /** An argument of type F (a filename). */
+  filename(): string {
+    return this.string("filename");
+  }
+
+  /** An optional string argument (s?): absent at the end of the line. */
+  optionalString(): string | undefined {
+    return this.rest.trim() === "" ? undefined : this.string("string");
+  }
+
+  private string(what: string): string {
     this.rest = this.rest.trimStart();
     const quoted = /^"((?:[^"\\]|\\.)*)"/.exec(this.rest);
     const word = quoted ? null : /^\S+/.exec(this.rest);
-    if (!quoted && !word) throw new HmpSyntaxError(`${this.command}: block device name expected`);
+    if (!quoted && !word) throw new HmpSyntaxError(`${this.command}: ${what} expected`);
     this.rest = this.rest.slice((quoted ?? word)![0].length);
     if (!quoted) return word![0];
     return quoted[1]!.replace(/\\(.)/g, (_m, ch: string) => ({ n: "\n", r: "\r" })[ch] ?? ch);
@@ -288,13 +302,13 @@ export function parseSizeMiB(text: string): { value: number; length: number } | 
 }
 
 /** An HMP command over a QMP-style action: errors print as QEMU's hmp_handle_error. */
-function hmpVerb(name: string, run: (args: HmpArgs, ctx: CommandContext) => void | Promise<void>): HmpCommand {
+export function hmpVerb(name: string, run: (args: HmpArgs, ctx: CommandContext) => void | string | Promise<void | string>): HmpCommand {
   return {
     name,
     async run(line, ctx) {
       try {
-        await run(new HmpArgs(name, line), ctx);
-        return "";
+        // Most verbs print nothing on success; a few (change vnc) print a line of their own.
+        return (await run(new HmpArgs(name, line), ctx)) ?? "";
       } catch (e) {
         if (e instanceof HmpSyntaxError) return `${e.message}\nTry "help ${name}" for more information\n`;
         if (e instanceof QmpError) return `Error: ${e.desc}\n`;

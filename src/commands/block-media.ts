@@ -20,7 +20,7 @@ const READ_ONLY_MODES = ["retain", "read-only", "read-write"] as const;
 const BlockdevChangeReadOnlyMode = enumOf("BlockdevChangeReadOnlyMode", READ_ONLY_MODES);
 
 /** The deprecated `device` member most of these commands still take. */
-const deviceMember = () => optional(withFeatures(str(), ["deprecated"]));
+const deviceMember = () => withFeatures(optional(str()), ["deprecated"]);
 
 /** qmp_get_blk: exactly one of a backend name and a qdev id. */
 function getBackend(layer: BlockLayer, device: string | undefined, id: string | undefined): BlockBackend {

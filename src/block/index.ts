@@ -348,6 +348,7 @@ export class BlockLayer {
     // media=cdrom implies read-only (drive_new).
     const cdrom = take("media") === "cdrom";
     for (const k of ["index", "bus", "unit", "serial", "copy-on-read", "aio"]) take(k);
+    const isOn = (v: string | undefined) => v !== undefined && ["on", "yes", "true", "y"].includes(v);
     const blk = new BlockBackend(id);
     if (werror) blk.werror = werror;
     if (rerror) blk.rerror = rerror;
@@ -360,9 +361,10 @@ export class BlockLayer {
     };
     const mode = cacheModes[cache ?? "writeback"];
     if (!mode) throw genericError(`invalid cache option`);
-    blk.writeback = mode.writeback;
+    // cache.writeback= wins over cache= (drive_new: specific options take precedence).
+    const writeback = take("cache.writeback");
+    blk.writeback = writeback === undefined ? mode.writeback : isOn(writeback);
     this.backends.push(blk);
-    const isOn = (v: string | undefined) => v !== undefined && ["on", "yes", "true", "y"].includes(v);
     if (file === undefined && format === undefined) {
       // An empty drive: what a medium inserted later will be opened with.
       const detectZeroes = o["detect-zeroes"];

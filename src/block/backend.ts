@@ -23,6 +23,19 @@ export class BlockBackend implements ExternalParent {
   werror = "enospc";
   rerror = "report";
 
+  /**
+   * What the backend asks of its medium (blk->perm / shared_perm), kept while
+   * no medium is inserted: the next medium is attached with these. An empty
+   * -drive asks for nothing.
+   */
+  perm = 0;
+  shared = PERM_ALL;
+  /**
+   * BlockBackendRootState: how the next medium is opened (change-medium).
+   * Set for an empty -drive and whenever a medium is removed.
+   */
+  rootState: MediumRootState | null = null;
+
   constructor(readonly name: string) {}
 
   get graphName(): string {
@@ -38,6 +51,16 @@ export class BlockBackend implements ExternalParent {
   get node(): BlockNode | null {
     return this.root?.node ?? null;
   }
+}
+
+/** The open flags a new medium inherits (QEMU's root_state.open_flags and detect_zeroes). */
+export interface MediumRootState {
+  readOnly: boolean;
+  cacheDirect: boolean;
+  cacheNoFlush: boolean;
+  discard: "ignore" | "unmap";
+  /** Only on/off survives: QEMU keeps the enum but reads it back as a bool. */
+  detectZeroes: boolean;
 }
 
 /**

@@ -354,7 +354,7 @@ export class BlockLayer {
     const id = take("id") ?? `${iface}${this.backends.length}`;
     if (this.findBackend(id)) throw genericError(`drive with bus=0, unit=0 (index=0) exists`);
     if (this.findNode(id)) throw genericError(`Device name '${id}' conflicts with an existing node name`);
-    const file = take("file");
+    const file = take("file") || undefined; // file= (empty) is no file
     const [formatOpt, driverOpt] = [take("format"), take("driver")];
     if (formatOpt !== undefined && driverOpt !== undefined) throw genericError("Cannot specify both 'driver' and 'format'");
     const format = formatOpt ?? driverOpt;
@@ -366,7 +366,10 @@ export class BlockLayer {
     const werror = take("werror");
     const rerror = take("rerror");
     const snapshot = take("snapshot");
-    for (const k of ["media", "index", "bus", "unit", "serial", "copy-on-read", "aio"]) take(k);
+    // media=cdrom implies read-only (drive_new).
+    const cdrom = take("media") === "cdrom";
+    for (const k of ["index", "bus", "unit", "serial", "copy-on-read", "aio"]) take(k);
+    const isOn = (v: string | undefined) => v !== undefined && ["on", "yes", "true", "y"].includes(v);
     const blk = new BlockBackend(id);
     if (werror) blk.werror = werror;
     if (rerror) blk.rerror = rerror;
@@ -379,14 +382,28 @@ export class BlockLayer {
     };
     const mode = cacheModes[cache ?? "writeback"];
     if (!mode) throw genericError(`invalid cache option`);
-    blk.writeback = mode.writeback;
+    // cache.writeback= wins over cache= (drive_new: specific options take precedence).
+    const writeback = take("cache.writeback");
+    blk.writeback = writeback === undefined ? mode.writeback : isOn(writeback);
     this.backends.push(blk);
-    if (file === undefined && format === undefined) return blk; // empty drive: no medium
+    if (file === undefined && format === undefined) {
+      // An empty drive: what a medium inserted later will be opened with.
+      const detectZeroes = o["detect-zeroes"];
+      blk.rootState = {
+        readOnly: cdrom || isOn(readonly),
+        cacheDirect: false,
+        cacheNoFlush: false,
+        discard: "ignore",
+        detectZeroes: detectZeroes !== undefined && detectZeroes !== "off",
+      };
+      return blk;
+    }
     try {
       const keyval: Record<string, unknown> = { ...o };
       keyval.driver = format ?? probeFormat(file!);
       const temporary = snapshot !== undefined && ["on", "yes", "true"].includes(snapshot);
       if (readonly !== undefined) keyval["read-only"] = readonly;
+      if (cdrom) keyval["read-only"] = "on";
       // snapshot=on: the image stays untouched under a throw-away overlay.
       if (temporary) keyval["read-only"] = "on";
       // cache= sets the defaults; cache.direct= / cache.no-flush= given alongside win.
@@ -405,6 +422,7 @@ export class BlockLayer {
       if (temporary) node = await this.appendTempSnapshot(node);
       blk.readOnly = node.readOnly;
       blk.root = this.graph.attach(blk, "root", node, DRIVE_BACKEND_PERMS);
+      [blk.perm, blk.shared] = [DRIVE_BACKEND_PERMS.perm, DRIVE_BACKEND_PERMS.shared];
       return blk;
     } catch (e) {
       this.backends.splice(this.backends.indexOf(blk), 1);

@@ -95,7 +95,8 @@ interface CmdDef {
   opts: string;
   /** Permissions the command extends the backend with (qemu-io's cmdinfo_t.perm). */
   perm?: number;
-  run(t: IoTarget, flags: Map<string, string | true>, args: string[], log: (s: string) => void, layer: BlockLayer): Promise<void>;
+  /** Resolves to text for the monitor (qemu-io's error_report), if any; the rest goes to `log`. */
+  run(t: IoTarget, flags: Map<string, string | true>, args: string[], log: (s: string) => void, layer: BlockLayer): Promise<void | string>;
 }
 
 const pendingAio = new WeakMap<BlockLayer, Set<Promise<void>>>();
@@ -140,7 +141,8 @@ async function writePattern(t: IoTarget, pat: number, offset: number, len: numbe
   }
 }
 
-async function doWrite(t: IoTarget, flags: Map<string, string | true>, offset: number, len: number, log: (s: string) => void): Promise<void> {
+/** `what` names the failure as the command's own printf does ("aio_write failed: ..."). */
+async function doWrite(t: IoTarget, flags: Map<string, string | true>, offset: number, len: number, log: (s: string) => void, what = "write"): Promise<void> {
   try {
     if (flags.has("z")) await guestWriteZeroes(t, offset, len, flags.has("u"));
     else {
@@ -151,16 +153,16 @@ async function doWrite(t: IoTarget, flags: Map<string, string | true>, offset: n
     }
     if (!flags.has("q")) log(report("wrote", len, offset));
   } catch (e) {
-    log(`write failed: ${errorText(e)}\n`);
+    log(`${what} failed: ${errorText(e)}\n`);
   }
 }
 
-async function doRead(t: IoTarget, flags: Map<string, string | true>, offset: number, len: number, log: (s: string) => void): Promise<void> {
+async function doRead(t: IoTarget, flags: Map<string, string | true>, offset: number, len: number, log: (s: string) => void, what = "read"): Promise<void> {
   const buf = new Uint8Array(len);
   try {
     await guestRead(t, buf, offset);
   } catch (e) {
-    log(`read failed: ${errorText(e)}\n`);
+    log(`${what} failed: ${errorText(e)}\n`);
     return;
   }
   if (flags.has("P")) {
@@ -211,14 +213,14 @@ const COMMANDS: Record<string, CmdDef> = {
       const n = nums(args, log);
       if (!n) return;
       const total = n.slice(1).reduce((a, b) => a + b, 0);
-      await doWrite(t, flags, n[0]!, total, log);
+      await doWrite(t, flags, n[0]!, total, log, "writev");
     },
   },
   readv: {
     minArgs: 2, maxArgs: -1, opts: "CP:qv",
     async run(t, flags, args, log) {
       const n = nums(args, log);
-      if (n) await doRead(t, flags, n[0]!, n.slice(1).reduce((a, b) => a + b, 0), log);
+      if (n) await doRead(t, flags, n[0]!, n.slice(1).reduce((a, b) => a + b, 0), log, "readv");
     },
   },
   aio_write: {
@@ -227,14 +229,14 @@ const COMMANDS: Record<string, CmdDef> = {
       const n = nums(args, log);
       if (!n) return;
       const total = n.slice(1).reduce((a, b) => a + b, 0);
-      track(layer, doWrite(t, flags, n[0]!, total, log));
+      track(layer, doWrite(t, flags, n[0]!, total, log, "aio_write"));
     },
   },
   aio_read: {
     minArgs: 2, maxArgs: -1, opts: "CP:iqv",
     async run(t, flags, args, log, layer) {
       const n = nums(args, log);
-      if (n) track(layer, doRead(t, flags, n[0]!, n.slice(1).reduce((a, b) => a + b, 0), log));
+      if (n) track(layer, doRead(t, flags, n[0]!, n.slice(1).reduce((a, b) => a + b, 0), log, "readv"));
     },
   },
   aio_flush: {
@@ -246,11 +248,11 @@ const COMMANDS: Record<string, CmdDef> = {
   },
   flush: {
     minArgs: 0, maxArgs: 0, opts: "",
-    async run(t, _f, _a, log) {
+    async run(t) {
       try {
         await guestFlush(t);
-      } catch (e) {
-        log(`flush failed: ${errorText(e)}\n`);
+      } catch {
+        // flush_f returns the error code and prints nothing.
       }
     },
   },
@@ -288,7 +290,7 @@ const COMMANDS: Record<string, CmdDef> = {
     minArgs: 0, maxArgs: 0, opts: "",
     async run(t, _f, _a, log) {
       const node = t.blk.node;
-      if (!node) return log("map failed: No medium found\n");
+      if (!node) return "Failed to query image length: No medium found\n";
       const size = node.size();
       for (let pos = 0; pos < size; ) {
         // Runs with the same answer are merged (map_is_allocated).
@@ -309,8 +311,9 @@ const COMMANDS: Record<string, CmdDef> = {
     async run(t, _f, args, log) {
       const n = nums(args, log);
       if (!n) return;
+      // blk_truncate's complaint goes to the monitor (error_report_err).
+      if (!t.blk.node) return "No medium inserted\n";
       try {
-        if (!t.blk.node) throw new Error("No medium found");
         await t.blk.node.resize(n[0]!);
       } catch (e) {
         log(`truncate: ${errorText(e)}\n`);
@@ -371,8 +374,7 @@ export async function qemuIoCommand(layer: BlockLayer, t: IoTarget, line: string
       throw e;
     }
   }
-  await cmd.run(t, parsed.flags, parsed.rest, log, layer);
-  return "";
+  return (await cmd.run(t, parsed.flags, parsed.rest, log, layer)) ?? "";
 }
 
 /**

@@ -138,6 +138,7 @@ function describeInserted(title: string, info: Json, removable: boolean): string
   if (removable) s += "    Removable device: not locked, tray closed\n";
   s += `    Cache mode:       ${cacheMode(info)}\n`;
   if (info.backing_file) s += `    Backing file:     ${info.backing_file} (chain depth: ${info.backing_file_depth})\n`;
+  if (info.detect_zeroes !== "off") s += `    Detect zeroes:    ${info.detect_zeroes}\n`;
   return s;
 }
 
@@ -204,24 +205,30 @@ export function infoBlock(layer: BlockLayer, argLine: string): string {
   const verbose = words.includes("-v");
   const images = (info: Json) => (verbose ? `\nImages:\n${imageChainDump(info.image as Json)}` : "");
   const device = words.find((w) => !w.startsWith("-"));
-  const parts: string[] = [];
-  if (named) {
-    // QEMU ignores the query's error (an ejected node) and prints nothing at all.
-    if (layer.nodes.some((n) => n.ejected)) return "";
-    for (const n of [...layer.nodes].reverse()) {
-      const info = blockDeviceInfo(n, { flat: false });
-      parts.push(describeInserted(n.nodeName, info, false) + images(info));
-    }
-  } else {
-    for (const blk of layer.backends.filter((b) => b.name && (!device || b.name === device))) {
+  // Every entry but the list's first starts with a blank line, even when a filter hid the first.
+  let out = "";
+  if (!named) {
+    layer.backends.filter((b) => b.name).forEach((blk, i) => {
+      if (device && blk.name !== device) return;
+      if (i > 0) out += "\n";
       const node = blk.node && !blk.node.ejected ? blk.node : null;
       if (!node) {
-        parts.push(`${blk.name}: [not inserted]\n    Removable device: not locked, tray closed\n`);
-        continue;
+        out += `${blk.name}: [not inserted]\n    Removable device: not locked, tray closed\n`;
+        return;
       }
       const info = blockDeviceInfo(node, { flat: false, blk });
-      parts.push(describeInserted(`${blk.name} (${node.nodeName})`, info, blk.removable) + images(info));
-    }
+      out += describeInserted(`${blk.name} (${node.nodeName})`, info, blk.removable) + images(info);
+    });
+    // A name no backend has may still be a node's.
+    if (!device || out) return out;
   }
-  return parts.join("\n");
+  // QEMU ignores the query's error (an ejected node) and prints nothing at all.
+  if (layer.nodes.some((n) => n.ejected)) return "";
+  [...layer.nodes].reverse().forEach((n, i) => {
+    if (device && n.nodeName !== device) return;
+    if (i > 0) out += "\n";
+    const info = blockDeviceInfo(n, { flat: false });
+    out += describeInserted(n.nodeName, info, false) + images(info);
+  });
+  return out;
 }

@@ -203,11 +203,22 @@ function applyMachine(cfg: CliConfig, value: string): void {
   }
 }
 
+/**
+ * -drive options drive_new and blockdev_init consume themselves; a drive
+ * given nothing else (no file) is an empty drive, a BlockBackend without
+ * medium. cache= is not among them: it becomes cache.direct/no-flush.
+ */
+function isEmptyDriveOption(key: string): boolean {
+  return /^(id|if|bus|unit|index|media|file|readonly|read-only|rerror|werror|copy-on-read|snapshot|aio|cache\.writeback|detect-zeroes|stats-account-invalid|stats-account-failed|stats-intervals\..*|throttling\..*|group|(iops|bps)(_rd|_wr)?(_max)?|iops_size)$/.test(key);
+}
+
 function applyDrive(cfg: CliConfig, value: string, origin: string): void {
   const opts = parseQemuOpts(value);
   if (optGet(opts, "format") === "help") throw new EarlyExit(help.driveFormatHelp());
-  if (optGet(opts, "driver") === undefined && optGet(opts, "file") === undefined) {
-    throw new CliError("Must specify either driver or file");
+  const file = optGet(opts, "file");
+  if (optGet(opts, "driver") === undefined && optGet(opts, "format") === undefined && !file) {
+    // Without file and format, only options QEMU takes for itself leave an empty drive.
+    if (!opts.pairs.every(([k]) => isEmptyDriveOption(k))) throw new CliError("Must specify either driver or file");
   }
   cfg.drives.push(Object.fromEntries(opts.pairs));
   cfg.driveOrigins.push(origin);

@@ -54,6 +54,11 @@ export class HmpArgs {
     return this.string("block device name expected");
   }
 
+  /** A filename ('F'). */
+  filename(): string {
+    return this.string("filename expected");
+  }
+
   /** A string argument ('s'). */
   str(): string {
     return this.string("string expected");

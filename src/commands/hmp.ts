@@ -40,6 +40,9 @@ const HELP: Record<string, [string, string]> = {
   migrate_set_capability: ["capability state", "Enable/Disable the usage of a capability for migration"],
   migrate_set_parameter: ["parameter value", "Set the parameter for migration"],
   migrate_start_postcopy: ["", "Followup to a migration command to switch the migration to postcopy mode. The postcopy-ram capability must be set on both source and destination before the original migration command ."],
+  // Removable media (./block-media.ts).
+  eject: ["[-f] device", "eject a removable medium (use -f to force it)"],
+  change: ["device [-f] filename [format [read-only-mode]]", "change a removable medium, optional format, use -f to force the operation"],
   // Block commands (./block-hmp.ts).
   block_resize: ["device size", "resize a block image"],
   block_stream: ["device [speed [base]]", "copy data from a backing file into a block device"],

@@ -11,6 +11,7 @@ import * as hmp from "./hmp.ts";
 import * as block from "./block.ts";
 import * as blockExtra from "./block-extra.ts";
 import * as blockHmp from "./block-hmp.ts";
+import * as blockMedia from "./block-media.ts";
 import * as jobs from "./jobs.ts";
 import * as blockJobs from "./block-jobs.ts";
 import * as blockJobsSync from "./block-jobs-sync.ts";
@@ -25,7 +26,7 @@ export interface CommandModule {
   readonly events?: readonly EventDef[];
 }
 
-export const commandModules: readonly CommandModule[] = [control, machine, hmp, block, blockExtra, blockHmp, jobs, blockJobs, blockJobsSync,
+export const commandModules: readonly CommandModule[] = [control, machine, hmp, block, blockExtra, blockHmp, blockMedia, jobs, blockJobs, blockJobsSync,
   machineExtra, noDevices, migration, qom];
 
 export interface CommandTables {

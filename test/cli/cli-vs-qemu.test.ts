@@ -43,6 +43,10 @@ const SYSTEM_ERRORS: string[][] = [
   ["-accel", "nope"],
   ["-accel", "kvm:tcg"],
   ["-drive", "foo=bar"],
+  // An empty drive takes only options QEMU consumes itself; cache= and discard= need a medium.
+  ["-drive", "if=none,id=e,cache=none"],
+  ["-drive", "if=none,id=e,discard=unmap"],
+  ["-drive", "if=none,id=e,node-name=n"],
   ["-daemonize", "-nographic"],
   ["-daemonize", "-qmp", "stdio"],
   ["-chardev", "stdio,id=s", "-mon", "chardev=s,mode=control", "-daemonize"],

@@ -70,7 +70,11 @@ export const copyBeforeWriteDriver: DriverDef = {
       resize: () => Promise.reject(genericError("Cannot resize while a backup runs")),
       close: async () => {},
       filename: () => src().driver.filename(),
-      imageInfo: () => ({ format: CBW_DRIVER, "cluster-size": src().clusterSize || undefined }),
+      // bdrv_get_info on a filter asks the filtered node: its dirty flag, if it has one.
+      imageInfo: () => {
+        const dirty = src().driver.imageInfo?.()["dirty-flag"];
+        return { format: CBW_DRIVER, "cluster-size": src().clusterSize || undefined, ...(dirty === undefined ? {} : { "dirty-flag": dirty }) };
+      },
       actualSize: () => src().driver.actualSize?.() ?? 0,
       get clusterSize() {
         return src().clusterSize;

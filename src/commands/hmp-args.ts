@@ -82,8 +82,30 @@ export class HmpArgs {
     return this.atEnd() ? undefined : this.size();
   }
 
+  /** An 'i' argument: an expression that must fit in 32 bits. */
+  int32(): number {
+    const v = this.expression();
+    if ((v >> 32n) & 0xffffffffn) throw new HmpSyntaxError(`'${this.command}' has failed: integer is for 32-bit values`);
+    return Number(v);
+  }
+
+  /** An 'M' argument: a non-negative expression counted in MiB, returned in bytes. */
+  mebibytes(): number {
+    const v = this.expression();
+    if (v < 0n) throw new HmpSyntaxError("enter a positive value");
+    return Number(BigInt.asIntN(64, v << 20n));
+  }
+
   end(): void {
     if (this.rest.trim() !== "") throw new HmpSyntaxError(`${this.command}: extraneous characters at the end of line`);
+  }
+
+  /** get_expr: QEMU's monitor arithmetic over int64 (registers do not exist without a CPU). */
+  private expression(): bigint {
+    const parser = new ExpressionParser(this.rest);
+    const v = parser.parse();
+    this.rest = parser.rest;
+    return v;
   }
 
   private atEnd(): boolean {
@@ -97,6 +119,97 @@ export class HmpArgs {
     if (!got) throw new HmpSyntaxError(`${this.command}: ${complaint}`);
     this.rest = this.rest.slice(got.length);
     return got.value;
+  }
+}
+
+/** expr_sum and friends, with int64 wrap-around; errors are HmpSyntaxErrors with QEMU's texts. */
+class ExpressionParser {
+  private i = 0;
+
+  constructor(private readonly text: string) {}
+
+  get rest(): string {
+    return this.text.slice(this.i);
+  }
+
+  parse(): bigint {
+    this.skipSpace();
+    return this.sum();
+  }
+
+  private get ch(): string {
+    return this.text[this.i] ?? "";
+  }
+
+  private skipSpace(): void {
+    while (/^\s$/.test(this.ch)) this.i++;
+  }
+
+  /** next(): one character, then white space. */
+  private next(): void {
+    if (this.ch) this.i++;
+    this.skipSpace();
+  }
+
+  private binary(sub: () => bigint, ops: string, apply: (op: string, a: bigint, b: bigint) => bigint): bigint {
+    let v = sub();
+    while (this.ch && ops.includes(this.ch)) {
+      const op = this.ch;
+      this.next();
+      v = BigInt.asIntN(64, apply(op, v, sub()));
+    }
+    return v;
+  }
+
+  private sum(): bigint {
+    return this.binary(() => this.logic(), "+-", (op, a, b) => (op === "+" ? a + b : a - b));
+  }
+
+  private logic(): bigint {
+    return this.binary(() => this.prod(), "&|^", (op, a, b) => (op === "&" ? a & b : op === "|" ? a | b : a ^ b));
+  }
+
+  private prod(): bigint {
+    return this.binary(() => this.unary(), "*/%", (op, a, b) => {
+      if (op === "*") return a * b;
+      if (b === 0n) throw new HmpSyntaxError("division by zero");
+      return op === "/" ? a / b : a % b;
+    });
+  }
+
+  private unary(): bigint {
+    const c = this.ch;
+    if (c === "+" || c === "-" || c === "~") {
+      this.next();
+      const v = this.unary();
+      return BigInt.asIntN(64, c === "+" ? v : c === "-" ? -v : ~v);
+    }
+    if (c === "(") {
+      this.next();
+      const v = this.sum();
+      if (this.ch !== ")") throw new HmpSyntaxError("')' expected");
+      this.next();
+      return v;
+    }
+    if (c === "'") {
+      const k = this.text[this.i + 1];
+      if (!k) throw new HmpSyntaxError("character constant expected");
+      if (this.text[this.i + 2] !== "'") throw new HmpSyntaxError("missing terminating ' character");
+      this.i += 2;
+      this.next();
+      return BigInt(k.charCodeAt(0));
+    }
+    if (c === "$") throw new HmpSyntaxError("unknown register");
+    if (c === "") throw new HmpSyntaxError("unexpected end of expression");
+    // strtoull with base 0.
+    const m = /^(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9]\d*)/.exec(this.rest);
+    if (!m) throw new HmpSyntaxError(`invalid char '${c}' in expression`);
+    const digits = m[1]!;
+    const v = /^0[0-7]+$/.test(digits) ? BigInt(`0o${digits.slice(1)}`) : BigInt(digits);
+    if (v >= 1n << 64n) throw new HmpSyntaxError("number too large");
+    this.i += digits.length;
+    this.skipSpace();
+    return BigInt.asIntN(64, v);
   }
 }
 

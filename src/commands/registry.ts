@@ -16,6 +16,7 @@ import * as jobs from "./jobs.ts";
 import * as blockJobs from "./block-jobs.ts";
 import * as blockJobsSync from "./block-jobs-sync.ts";
 import * as machineExtra from "./machine-extra.ts";
+import * as machineHmp from "./machine-hmp.ts";
 import * as migration from "./migration.ts";
 import * as noDevices from "./no-devices.ts";
 import * as qom from "./qom.ts";
@@ -27,7 +28,7 @@ export interface CommandModule {
 }
 
 export const commandModules: readonly CommandModule[] = [control, machine, hmp, block, blockExtra, blockHmp, blockMedia, jobs, blockJobs, blockJobsSync,
-  machineExtra, noDevices, migration, qom];
+  machineExtra, machineHmp, noDevices, migration, qom];
 
 export interface CommandTables {
   commands: Map<string, CommandDef>;

@@ -1,12 +1,14 @@
 /**
- * HMP migration commands against QEMU 7.2: each parameter read the way
+ * HMP commands against QEMU 7.2. Migration: each parameter read the way
  * hmp_migrate_set_parameter reads it (uint8/uint32/bool/size/MiB sizes),
  * capabilities as 'b' arguments, then the QMP command's own checks.
+ * Machine and devices: the monitor's integer expressions ('i', 'M'), on/off
+ * words, and what -M none answers.
  */
 import { describe, expect, it } from "vitest";
 import { differential, hasQemuSystem } from "../block/helpers.ts";
 
-describe.skipIf(!hasQemuSystem)("HMP migration commands against QEMU 7.2", { timeout: 60_000 }, () => {
+describe.skipIf(!hasQemuSystem)("HMP commands against QEMU 7.2", { timeout: 60_000 }, () => {
   it("every command, its argument errors and what info migrate_parameters shows afterwards", async () => {
     const steps: [string][] = [
         ["hmp migrate_cancel"],
@@ -48,6 +50,48 @@ describe.skipIf(!hasQemuSystem)("HMP migration commands against QEMU 7.2", { tim
         ["hmp help migrate_start_postcopy"],
         ["hmp help migrate_set_parameter"],
         ["hmp migrate_start_postcopy"],
+    ];
+    const { ours, theirs } = await differential({ steps });
+    steps.forEach((s, i) => expect(ours.replies[i], s[0]).toEqual(theirs.replies[i]));
+  });
+
+  it("machine and device commands, integer expressions and their errors", async () => {
+    const steps: [string][] = [
+      ["hmp set_link nic0 on"],
+      ["hmp set_link nic0"],
+      ["hmp set_link nic0 maybe"],
+      ["hmp set_link"],
+      ["hmp netdev_del n0"],
+      ["hmp netdev_del"],
+      ["hmp device_del d0"],
+      ["hmp getfd fd0"],
+      ["hmp closefd fd0"],
+      ["hmp balloon 100"],
+      ["hmp balloon -1"],
+      ["hmp balloon x"],
+      ["hmp balloon 1+1"],
+      ["hmp balloon 0x10"],
+      ["hmp system_wakeup"],
+      ["hmp nmi"],
+      ["hmp nmi 1"],
+      ["hmp watchdog_action pause"],
+      ["hmp watchdog_action nosuch"],
+      ["hmp watchdog_action inject-nmi"],
+      ["hmp cpu 0"],
+      ["hmp cpu 5000000000"],
+      ["hmp cpu -1"],
+      ["hmp cpu (1"],
+      ["hmp cpu 1/0"],
+      ["hmp cpu 'a'"],
+      ["hmp cpu 'ab'"],
+      ["hmp cpu $pc"],
+      ["hmp cpu"],
+      ["hmp boot_set c"],
+      ["hmp stopcapture 0"],
+      ["hmp sum 0 10"],
+      ["hmp sum 0"],
+      ["hmp help set_link"],
+      ["hmp help balloon"],
     ];
     const { ours, theirs } = await differential({ steps });
     steps.forEach((s, i) => expect(ours.replies[i], s[0]).toEqual(theirs.replies[i]));

@@ -203,6 +203,7 @@ async function startMirror(
 function mirrorBody(m: MirrorJob) {
   return {
     run: (rt: Parameters<MirrorJob["run"]>[0]) => m.run(rt),
+    drainsOnExit: true,
     complete: () => m.complete(),
     cancel: (force: boolean) => m.cancel(force),
     prepare: () => m.exit(false),

@@ -89,10 +89,13 @@ export function blockJobInfo(job: Job): Record<string, unknown> {
  * aborting/BLOCK_JOB_CANCELLED/concluded/null events then precede the reply.
  */
 async function cancelJob(job: Job, force: boolean): Promise<void> {
-  const wasIdle = job.started && !job.busy && !job.isCompleted();
+  // A mirror treats every cancel before READY as a real one.
+  const real = force || !job.isReady();
+  const wasIdle = job.started && !job.busy && !job.isCompleted() && !(job.driver.drainsOnExit && real);
   await job.userCancel(force);
   if (!wasIdle) return;
-  await job.until((j) => j.status === "concluded" || j.status === "null" || (!j.busy && !j.runReturned));
+  // Up to where QEMU's job would stop on its own: gone, concluded, waiting for its peers or for job-finalize.
+  await job.until((j) => j.status === "concluded" || j.status === "null" || j.awaitsOthers() || (!j.busy && !j.runReturned));
 }
 
 /** block-job-cancel: without force, a user-paused job is refused (checked before the verb). */

@@ -51,6 +51,13 @@ export interface JobDriver {
    */
   cancel?(job: Job, force: boolean): boolean;
 
+  /**
+   * The run ends in a drained section (mirror_run's bdrv_drained_begin),
+   * which yields to the main loop: a real cancel does not finish inside the
+   * command that asked for it, even when the job was idle.
+   */
+  readonly drainsOnExit?: boolean;
+
   /** block-job-set-speed, after the job's own limiter was updated. */
   setSpeed?(job: Job, speed: number): void;
 

@@ -172,6 +172,15 @@ export class Job {
   isCompleted(): boolean {
     return isCompletedStatus(this.state);
   }
+  /**
+   * Finished its run and stopped where only something else can move it on:
+   * waiting for unfinished peers, or pending without auto-finalize.
+   */
+  awaitsOthers(): boolean {
+    if (this.state === "waiting") return !!this.group?.jobs.some((j) => !j.isCompleted());
+    if (this.state === "pending") return !this.group?.jobs.every((j) => j.autoFinalize);
+    return false;
+  }
   shouldPause(): boolean {
     return this.pauseCounter > 0;
   }

@@ -40,6 +40,7 @@ async function createBackupJob(ctx: BackupContext, setup: BackupSetup, args: Bac
         // Dropping the filter is a drained section: other jobs above it pause meanwhile.
         const drained = ctx.jobs.drain(setup.filter, nodes.parent.jobId);
         try {
+          await drained.settled();
           await nodes.release();
           await setup.removeFilter();
         } finally {

@@ -154,6 +154,11 @@ export interface CreatedJob {
 export interface DrainedSection {
   /** A job created inside the section is paused by it too. */
   adopt(job: CreatedJob): void;
+  /**
+   * bdrv_drained_begin's poll: resolves once every paused job is idle or has
+   * finished its run (a cancelled job woken by the pause winds down here).
+   */
+  settled(): Promise<void>;
   /** Resumes the adopted jobs first, then the others (newest first), as QEMU's drained_end. */
   end(): void;
 }

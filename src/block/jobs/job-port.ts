@@ -98,6 +98,9 @@ export function blockJobPort(emu: Emulator): BlockJobPort {
           job.pause();
           adopted.push(job);
         },
+        async settled() {
+          for (const job of paused) await job.until((j) => !j.busy || j.isCompleted() || j.status === "null");
+        },
         end() {
           for (const job of [...adopted, ...paused.reverse()]) if (job.status !== "null") job.resume();
           adopted.length = paused.length = 0;

@@ -32,6 +32,8 @@ export interface SyncJobHooks {
   run(rt: JobRuntime): Promise<void>;
   /** job-complete; absent: the job cannot be completed. Throw a QmpError to refuse. */
   complete?(): void;
+  /** The run ends in a drained section (mirror's): see JobDriver.drainsOnExit. */
+  drainsOnExit?: boolean;
   /** Whether a cancel is a real (force) cancel; default: always. */
   cancel?(force: boolean): boolean;
   prepare?(): void | Promise<void>;
@@ -91,10 +93,29 @@ export function jobRuntime(job: Job): JobRuntime {
 
 export function createSyncJob(emu: Emulator, spec: SyncJobSpec): SyncJobHandle {
   let hooks: SyncJobHooks | null = null;
+  // mirror_run ends in a drained section of its source, which pauses the job
+  // itself (BlockJobInfo.paused while waiting or pending) until mirror_exit_common.
+  let drainHeld = false;
+  const endDrain = (job: Job) => {
+    if (drainHeld) job.resume();
+    drainHeld = false;
+  };
   const driver: JobDriver = {
     type: spec.type,
     isBlockJob: true,
-    run: (job) => hooks!.run(jobRuntime(job)),
+    async run(job) {
+      try {
+        await hooks!.run(jobRuntime(job));
+      } finally {
+        if (hooks?.drainsOnExit) {
+          job.pause();
+          drainHeld = true;
+          // After a real cancel, QEMU 7.2's reply comes before the job winds down
+          // (recorded: job-cancel of a ready mirror); a completing one finishes first.
+          if (job.isCancelled()) await new Promise<void>((r) => setImmediate(r));
+        }
+      }
+    },
     complete(job) {
       if (!hooks?.complete) throw new Error("unreachable: complete without hook");
       hooks.complete();
@@ -102,8 +123,17 @@ export function createSyncJob(emu: Emulator, spec: SyncJobSpec): SyncJobHandle {
       if (!job.paused) job.enter();
     },
     cancel: (_job, force) => (hooks?.cancel ? hooks.cancel(force) : true),
-    prepare: () => hooks?.prepare?.(),
-    abort: () => hooks?.abort?.(),
+    get drainsOnExit() {
+      return !!hooks?.drainsOnExit;
+    },
+    async prepare(job) {
+      await hooks?.prepare?.();
+      endDrain(job);
+    },
+    async abort(job) {
+      await hooks?.abort?.();
+      endDrain(job);
+    },
     clean: () => hooks?.clean?.(),
   };
   const job = emu.jobs.create({ id: spec.id, driver, autoFinalize: spec.autoFinalize, autoDismiss: spec.autoDismiss, speed: spec.speed });

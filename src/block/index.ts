@@ -65,6 +65,7 @@ import { nullDriver } from "./drivers/null.ts";
 import { blkdebugDriver } from "./drivers/blkdebug.ts";
 import { qcow2Driver } from "./drivers/qcow2.ts";
 import { throttleDriver, type ThrottleGroupLookup } from "./drivers/throttle.ts";
+import { ThrottleGroups } from "./io-limits.ts";
 
 export { BlockNode, BdrvChild, deviceOrNodeName } from "./node.ts";
 export type { ExternalParent, OpType, WriteNotifier, WriteKind } from "./node.ts";
@@ -100,9 +101,12 @@ export class BlockLayer {
   readonly backends: BlockBackend[] = [];
   private readonly drivers = new Map<string, DriverDef>();
   private idCounter = 0;
+  /** Throttle groups by name (object-add'ed and backends' own) and backends' I/O limits. */
+  readonly throttleGroups: ThrottleGroups;
 
   constructor(readonly deps: BlockLayerDeps) {
-    for (const d of [fileDriver(this.locks), rawDriver, qcow2Driver, nullDriver("null-co"), nullDriver("null-aio"), blkdebugDriver, throttleDriver(deps.clock, deps.throttleGroups)]) {
+    this.throttleGroups = new ThrottleGroups(deps.clock, deps.throttleGroups);
+    for (const d of [fileDriver(this.locks), rawDriver, qcow2Driver, nullDriver("null-co"), nullDriver("null-aio"), blkdebugDriver, throttleDriver(deps.clock, this.throttleGroups.lookup)]) {
       this.registerDriver(d);
     }
   }

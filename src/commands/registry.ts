@@ -10,6 +10,7 @@ import * as machine from "./machine.ts";
 import * as hmp from "./hmp.ts";
 import * as block from "./block.ts";
 import * as blockExtra from "./block-extra.ts";
+import * as blockIoLimits from "./block-io-limits.ts";
 import * as jobs from "./jobs.ts";
 import * as blockJobs from "./block-jobs.ts";
 import * as blockJobsSync from "./block-jobs-sync.ts";
@@ -24,7 +25,7 @@ export interface CommandModule {
   readonly events?: readonly EventDef[];
 }
 
-export const commandModules: readonly CommandModule[] = [control, machine, hmp, block, blockExtra, jobs, blockJobs, blockJobsSync,
+export const commandModules: readonly CommandModule[] = [control, machine, hmp, block, blockExtra, blockIoLimits, jobs, blockJobs, blockJobsSync,
   machineExtra, noDevices, migration, qom];
 
 export interface CommandTables {

@@ -43,7 +43,8 @@
  *
  *   Elsewhere: ./snapshot.ts (prepareExternalSnapshot → {commit, abort}, blockResize),
  *   ./guest-io.ts (backend I/O with qemu-io's permission extension), ./qemu-io.ts (HMP qemu-io),
- *   ./query.ts (query-block, query-named-block-nodes, x-debug-query-block-graph, info block).
+ *   ./query.ts (query-block, query-named-block-nodes, x-debug-query-block-graph, info block),
+ *   ./io-limits.ts (backends' throttle groups, block_set_io_throttle), ./backing-file.ts (change-backing-file).
  */
 import * as fs from "node:fs";
 import * as path from "node:path";

@@ -7,6 +7,7 @@
 import { genericError } from "../core/error.ts";
 import { ioError, isImageIoError } from "../image/errors.ts";
 import { BlockBackend } from "./backend.ts";
+import { admitBackendIo } from "./io-limits.ts";
 import type { BlockLayer } from "./index.ts";
 import type { BdrvChild, BlockNode } from "./node.ts";
 import { Perm, PERM_ALL } from "./perms.ts";
@@ -68,21 +69,35 @@ function checkRange(t: IoTarget, offset: number, length: number): void {
 
 export async function guestRead(t: IoTarget, buf: Uint8Array, offset: number): Promise<void> {
   checkRange(t, offset, buf.length);
+  await admitBackendIo(t.blk, false, buf.length);
   await node(t).read(buf, offset);
 }
 
-/** Not async: qemu-io's long writes call this once per piece, and every promise is garbage to collect. */
-export function guestWrite(t: IoTarget, data: Uint8Array, offset: number): Promise<void> {
+/**
+ * Not async: qemu-io's long writes call this once per piece, and every promise is garbage to collect.
+ * `admitted`: a piece of a request guestAdmitWrite already let through.
+ */
+export function guestWrite(t: IoTarget, data: Uint8Array, offset: number, admitted = false): Promise<void> {
   try {
     checkRange(t, offset, data.length);
+    // A backend with I/O limits waits for its throttle group first (blk_co_do_pwritev_part).
+    const wait = admitted ? undefined : admitBackendIo(t.blk, true, data.length);
+    if (wait) return wait.then(() => node(t).write(data, offset));
     return node(t).write(data, offset);
   } catch (e) {
     return Promise.reject(e);
   }
 }
 
+/** Throttles a whole write once before it goes down in pieces (one operation for iops limits). */
+export async function guestAdmitWrite(t: IoTarget, offset: number, length: number): Promise<void> {
+  checkRange(t, offset, length);
+  await admitBackendIo(t.blk, true, length);
+}
+
 export async function guestWriteZeroes(t: IoTarget, offset: number, length: number, unmap: boolean): Promise<void> {
   checkRange(t, offset, length);
+  await admitBackendIo(t.blk, true, length);
   await node(t).writeZeroes(offset, length, { unmap });
 }
 
@@ -90,6 +105,7 @@ export async function guestWriteCompressed(t: IoTarget, data: Uint8Array, offset
   checkRange(t, offset, data.length);
   const n = node(t);
   if (!n.supportsCompressedWrites) throw ioError("ENOTSUP");
+  await admitBackendIo(t.blk, true, data.length);
   await n.writeCompressed(data, offset);
 }
 

@@ -43,7 +43,8 @@
  *
  *   Elsewhere: ./snapshot.ts (prepareExternalSnapshot → {commit, abort}, blockResize),
  *   ./guest-io.ts (backend I/O with qemu-io's permission extension), ./qemu-io.ts (HMP qemu-io),
- *   ./query.ts (query-block, query-named-block-nodes, x-debug-query-block-graph, info block).
+ *   ./query.ts (query-block, query-named-block-nodes, x-debug-query-block-graph, info block),
+ *   ./io-limits.ts (backends' throttle groups, block_set_io_throttle), ./backing-file.ts (change-backing-file).
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -65,6 +66,7 @@ import { nullDriver } from "./drivers/null.ts";
 import { blkdebugDriver } from "./drivers/blkdebug.ts";
 import { qcow2Driver } from "./drivers/qcow2.ts";
 import { throttleDriver, type ThrottleGroupLookup } from "./drivers/throttle.ts";
+import { ThrottleGroups } from "./io-limits.ts";
 
 export { BlockNode, BdrvChild, deviceOrNodeName } from "./node.ts";
 export type { ExternalParent, OpType, WriteNotifier, WriteKind } from "./node.ts";
@@ -100,9 +102,12 @@ export class BlockLayer {
   readonly backends: BlockBackend[] = [];
   private readonly drivers = new Map<string, DriverDef>();
   private idCounter = 0;
+  /** Throttle groups by name (object-add'ed and backends' own) and backends' I/O limits. */
+  readonly throttleGroups: ThrottleGroups;
 
   constructor(readonly deps: BlockLayerDeps) {
-    for (const d of [fileDriver(this.locks), rawDriver, qcow2Driver, nullDriver("null-co"), nullDriver("null-aio"), blkdebugDriver, throttleDriver(deps.clock, deps.throttleGroups)]) {
+    this.throttleGroups = new ThrottleGroups(deps.clock, deps.throttleGroups);
+    for (const d of [fileDriver(this.locks), rawDriver, qcow2Driver, nullDriver("null-co"), nullDriver("null-aio"), blkdebugDriver, throttleDriver(deps.clock, this.throttleGroups.lookup)]) {
       this.registerDriver(d);
     }
   }
@@ -326,6 +331,7 @@ export class BlockLayer {
       blk.root = null;
       await this.graph.detach(root);
     }
+    await this.throttleGroups.disable(blk);
     this.backends.splice(this.backends.indexOf(blk), 1);
   }
 

@@ -8,7 +8,7 @@
  */
 import type { BlockLayer } from "./index.ts";
 import {
-  ensurePerm, errorText, guestDiscard, guestFlush, guestRead, guestWrite, guestWriteCompressed, guestWriteZeroes,
+  ensurePerm, errorText, guestAdmitWrite, guestDiscard, guestFlush, guestRead, guestWrite, guestWriteCompressed, guestWriteZeroes,
   openIoTarget, RESIZE_PERM, WRITE_PERM, type IoTarget,
 } from "./guest-io.ts";
 import { isQmpError } from "../core/error.ts";
@@ -135,9 +135,11 @@ const nextTurn = (resolve: () => void): void => void setImmediate(resolve);
 
 async function writePattern(t: IoTarget, pat: number, offset: number, len: number): Promise<void> {
   const piece = new Uint8Array(Math.min(len, WRITE_PIECE)).fill(pat);
+  const whole = len > piece.length;
+  if (whole) await guestAdmitWrite(t, offset, len);
   for (let done = 0; done < len; done += piece.length) {
     if (done) await new Promise<void>(nextTurn);
-    await guestWrite(t, len - done >= piece.length ? piece : piece.subarray(0, len - done), offset + done);
+    await guestWrite(t, len - done >= piece.length ? piece : piece.subarray(0, len - done), offset + done, whole);
   }
 }
 

@@ -9,6 +9,7 @@ import type { BlockLayer } from "./index.ts";
 import type { BlockNode } from "./node.ts";
 import { resolveBackingPath } from "./paths.ts";
 import { permQapiList } from "./perms.ts";
+import { throttleInfo } from "./io-limits.ts";
 import { qdictOrder } from "../json/writer.ts";
 
 type Json = Record<string, unknown>;
@@ -61,8 +62,11 @@ export function blockDeviceInfo(node: BlockNode, opts: { flat: boolean; blk?: Bl
   out.backing_file_depth = opts.flat ? 0 : backingDepth(node);
   out.encrypted = false;
   out.detect_zeroes = node.common.detectZeroes;
-  for (const k of ["bps", "bps_rd", "bps_wr", "iops", "iops_rd", "iops_wr"]) out[k] = 0;
+  // I/O limits belong to the backend: a node reached without one shows zeros.
+  const limits = throttleInfo(opts.blk);
+  Object.assign(out, limits.rates);
   out.image = imageInfo(node, opts.flat);
+  Object.assign(out, limits.rest);
   out.cache = {
     writeback: opts.blk ? opts.blk.writeback : true,
     direct: node.common.cacheDirect,
@@ -139,7 +143,16 @@ function describeInserted(title: string, info: Json, removable: boolean): string
   s += `    Cache mode:       ${cacheMode(info)}\n`;
   if (info.backing_file) s += `    Backing file:     ${info.backing_file} (chain depth: ${info.backing_file_depth})\n`;
   if (info.detect_zeroes !== "off") s += `    Detect zeroes:    ${info.detect_zeroes}\n`;
+  s += throttlingLine(info);
   return s;
+}
+
+/** print_block_info's throttling line, when some average rate is set (absent members print as 0). */
+function throttlingLine(info: Json): string {
+  const v = (k: string) => (info[k] as number | undefined) ?? 0;
+  if (!["bps", "bps_rd", "bps_wr", "iops", "iops_rd", "iops_wr"].some((k) => v(k))) return "";
+  const nums = ["bps", "bps_rd", "bps_wr", "bps_max", "bps_rd_max", "bps_wr_max", "iops", "iops_rd", "iops_wr", "iops_max", "iops_rd_max", "iops_wr_max", "iops_size"];
+  return `    I/O throttling:   ${nums.map((k) => `${k}=${v(k)}`).join(" ")} group=${info.group}\n`;
 }
 
 /** util/cutils.c size_to_str: three significant digits and a binary unit ("4.25 MiB", "512 "). */

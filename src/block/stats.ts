@@ -25,10 +25,49 @@ interface AcctStats {
   totalNs: Record<AcctKind, number>;
   /** Clock time of the last accounted request; undefined until there is one. */
   lastAccessNs?: number;
+  /** Latency histograms (block-latency-histogram-set), by request type. */
+  histograms: Partial<Record<AcctKind, LatencyHistogram>>;
+}
+
+/** BlockLatencyHistogram: bins[i] counts latencies in [boundaries[i-1], boundaries[i]). */
+interface LatencyHistogram {
+  readonly boundaries: readonly number[];
+  readonly bins: number[];
 }
 
 const zero = (): Record<AcctKind, number> => ({ rd: 0, wr: 0, flush: 0, unmap: 0 });
 const acctOf = new WeakMap<BlockBackend, AcctStats>();
+
+function acctStats(blk: BlockBackend): AcctStats {
+  let a = acctOf.get(blk);
+  if (!a) acctOf.set(blk, (a = { bytes: zero(), ops: zero(), failed: zero(), totalNs: zero(), histograms: {} }));
+  return a;
+}
+
+/** The request types a latency histogram can be set for, and their query-blockstats members. */
+export const HISTOGRAM_KINDS = { read: "rd", write: "wr", flush: "flush" } as const;
+
+/**
+ * block_latency_histogram_set: boundaries must strictly ascend from above 0
+ * (false otherwise, leaving the histogram as it was); the bins start at zero.
+ */
+export function setLatencyHistogram(blk: BlockBackend, type: keyof typeof HISTOGRAM_KINDS, boundaries: readonly number[]): boolean {
+  if (boundaries.some((b, i) => b <= (i ? boundaries[i - 1]! : 0))) return false;
+  acctStats(blk).histograms[HISTOGRAM_KINDS[type]] = { boundaries: [...boundaries], bins: new Array(boundaries.length + 1).fill(0) };
+  return true;
+}
+
+/** block_latency_histograms_clear. */
+export function clearLatencyHistograms(blk: BlockBackend): void {
+  acctStats(blk).histograms = {};
+}
+
+function accountLatency(h: LatencyHistogram | undefined, latencyNs: number): void {
+  if (!h) return;
+  // The first boundary above the latency names the bin; none above: the last bin.
+  const i = h.boundaries.findIndex((b) => latencyNs < b);
+  h.bins[i < 0 ? h.boundaries.length : i]!++;
+}
 
 /** x-qmpemu-guest-io ops as the block_acct type a guest device would use. */
 const ACCT_KIND: Record<string, AcctKind> = { read: "rd", write: "wr", zero: "wr", discard: "unmap", flush: "flush" };
@@ -40,8 +79,9 @@ const ACCT_KIND: Record<string, AcctKind> = { read: "rd", write: "wr", zero: "wr
 export function accountGuestIo(blk: BlockBackend, op: string, bytes: number, ok: boolean, startNs: number, endNs: number): void {
   const kind = ACCT_KIND[op];
   if (!kind || !blk.name) return;
-  let a = acctOf.get(blk);
-  if (!a) acctOf.set(blk, (a = { bytes: zero(), ops: zero(), failed: zero(), totalNs: zero() }));
+  const a = acctStats(blk);
+  // Failed requests count in the histogram too (block_account_one_io).
+  accountLatency(a.histograms[kind], endNs - startNs);
   if (ok) {
     a.bytes[kind] += bytes;
     a.ops[kind]++;
@@ -90,6 +130,10 @@ function deviceStats(accounting: boolean, wrHighestOffset: number, acct?: AcctSt
     account_failed: accounting,
     timed_stats: [],
   });
+  for (const kind of Object.values(HISTOGRAM_KINDS)) {
+    const h = acct?.histograms[kind];
+    if (h) out[`${kind}_latency_histogram`] = { boundaries: [...h.boundaries], bins: [...h.bins] };
+  }
   return out;
 }
 

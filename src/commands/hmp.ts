@@ -54,6 +54,8 @@ const HELP: Record<string, [string, string]> = {
   migrate_set_capability: ["capability state", "Enable/Disable the usage of a capability for migration"],
   migrate_set_parameter: ["parameter value", "Set the parameter for migration"],
   migrate_start_postcopy: ["", "Followup to a migration command to switch the migration to postcopy mode. The postcopy-ram capability must be set on both source and destination before the original migration command ."],
+  // I/O limits (./block-io-limits.ts).
+  block_set_io_throttle: ["device bps bps_rd bps_wr iops iops_rd iops_wr", "change I/O throttle limits for a block drive"],
   // Removable media (./block-media.ts).
   eject: ["[-f] device", "eject a removable medium (use -f to force it)"],
   change: ["device [-f] filename [format [read-only-mode]]", "change a removable medium, optional format, use -f to force the operation"],

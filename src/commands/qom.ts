@@ -249,7 +249,7 @@ function createObject(emu: Emulator, args: Record<string, unknown>, type: string
   const duplicate = () => genericError(`attempt to add duplicate property '${id}' to object (type 'container')`);
   let obj;
   try {
-    obj = kind.create(args, id, objects.children.values());
+    obj = kind.create(args, id, objects.children.values(), { throttleGroupExists: (n) => emu.block.throttleGroups.madeByBackend(n) });
   } catch (e) {
     if (failedWhenCompleting(e)) {
       if (objects.children.has(id)) throw duplicate();

@@ -11,6 +11,7 @@ import * as hmp from "./hmp.ts";
 import * as block from "./block.ts";
 import * as blockExtra from "./block-extra.ts";
 import * as blockHmp from "./block-hmp.ts";
+import * as blockIoLimits from "./block-io-limits.ts";
 import * as blockMedia from "./block-media.ts";
 import * as jobs from "./jobs.ts";
 import * as blockJobs from "./block-jobs.ts";
@@ -27,8 +28,8 @@ export interface CommandModule {
   readonly events?: readonly EventDef[];
 }
 
-export const commandModules: readonly CommandModule[] = [control, machine, hmp, block, blockExtra, blockHmp, blockMedia, jobs, blockJobs, blockJobsSync,
-  machineExtra, machineHmp, noDevices, migration, qom];
+export const commandModules: readonly CommandModule[] = [control, machine, hmp, block, blockExtra, blockHmp, blockIoLimits, blockMedia, jobs,
+  blockJobs, blockJobsSync, machineExtra, machineHmp, noDevices, migration, qom];
 
 export interface CommandTables {
   commands: Map<string, CommandDef>;

@@ -34,8 +34,8 @@ function unsigned(v: number): number {
   return v < 0 ? 2 ** 64 + v : v;
 }
 
-/** throttle_is_valid, check for check. */
-function check(c: Config): string | undefined {
+/** throttle_is_valid, check for check (block_set_io_throttle uses it too); the error text, if any. */
+export function throttleLimitsError(c: Config): string | undefined {
   const clash = (kind: "bps" | "iops", suffix: "" | "-max") =>
     c[`${kind}-total${suffix}`]! !== 0 && (c[`${kind}-read${suffix}`]! !== 0 || c[`${kind}-write${suffix}`]! !== 0);
   if (clash("bps", "") || clash("iops", "") || clash("bps", "-max") || clash("iops", "-max")) {
@@ -68,7 +68,7 @@ function applyLimits(target: Config, limits: Record<string, unknown>, name = "li
 export const throttleGroup: UserType = {
   name: "throttle-group",
   parent: "object",
-  create(args) {
+  create(args, id, _siblings, env) {
     const config = defaults();
     // The x-* properties are the same limits one by one; they are set before "limits".
     for (const n of THROTTLE_LIMIT_NAMES) {
@@ -76,7 +76,8 @@ export const throttleGroup: UserType = {
       if (v !== undefined) config[n] = unsigned(v as number);
     }
     if (args.limits !== undefined) applyLimits(config, args.limits as Record<string, unknown>);
-    const bad = check(config);
+    if (env?.throttleGroupExists?.(id)) throw completeError("A group with this name already exists");
+    const bad = throttleLimitsError(config);
     if (bad) throw completeError(bad);
     const limitsProp: QomProperty = {
       name: "limits",
@@ -88,7 +89,7 @@ export const throttleGroup: UserType = {
         }
         const next = { ...config };
         applyLimits(next, value as Record<string, unknown>);
-        const err = check(next);
+        const err = throttleLimitsError(next);
         if (err) throw genericError(err);
         Object.assign(config, next);
       },
@@ -106,7 +107,11 @@ export const throttleGroup: UserType = {
     }
     // qom-list order as QEMU 7.2 prints it.
     const order = (TYPE_PROPERTIES()["throttle-group"] ?? []).map((p) => p.name).filter((n) => byName.has(n));
-    return new UserObject("throttle-group", order.map((n) => byName.get(n)!), { limits: () => ({ ...config }) });
+    return new UserObject("throttle-group", order.map((n) => byName.get(n)!), {
+      limits: () => ({ ...config }),
+      // block_set_io_throttle on a backend in this group (checked by the caller).
+      setLimits: (l: Readonly<Record<string, number>>) => Object.assign(config, l),
+    });
   },
 };
 
@@ -115,12 +120,16 @@ export const throttleGroup: UserType = {
  * throttle filter's ThrottleGroupRef): its live limits, and a hold that
  * makes object-del refuse it while a node uses it.
  */
-export function throttleGroupRef(obj: unknown): { key: object; limits(): Record<string, number>; hold(): () => void } | undefined {
+export function throttleGroupRef(obj: unknown):
+  | { key: object; limits(): Record<string, number>; hold(): () => void; setLimits(l: Readonly<Record<string, number>>): void }
+  | undefined {
   if (!(obj instanceof UserObject) || obj.typename !== "throttle-group") return undefined;
   const limits = obj.state.limits as () => Record<string, number>;
+  const setLimits = obj.state.setLimits as (l: Readonly<Record<string, number>>) => void;
   return {
     key: obj,
     limits,
+    setLimits,
     hold() {
       obj.users++;
       let held = true;

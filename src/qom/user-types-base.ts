@@ -34,7 +34,13 @@ export interface UserType {
    * Builds the object from object-add's arguments (already schema-checked);
    * `siblings` are the objects already under /objects.
    */
-  create(args: Record<string, unknown>, id: string, siblings?: Iterable<QomObject>): UserObject;
+  create(args: Record<string, unknown>, id: string, siblings?: Iterable<QomObject>, env?: CreateEnv): UserObject;
+}
+
+/** What a type may need to know of the rest of the emulator while completing. */
+export interface CreateEnv {
+  /** A throttle group of this name exists outside /objects (a BlockBackend's own, block_set_io_throttle). */
+  throttleGroupExists?(name: string): boolean;
 }
 
 const completionErrors = new WeakSet<object>();

@@ -25,6 +25,8 @@ export interface ThrottleGroupRef {
   limits(): Readonly<Record<string, number>>;
   /** Marks the group in use (object-del refuses it) until the returned function runs. */
   hold(): () => void;
+  /** Replaces every limit (block_set_io_throttle on a backend in the group); already validated. */
+  setLimits?(limits: Readonly<Record<string, number>>): void;
 }
 
 /** Finds the throttle-group object with this id; undefined when there is none (or it is another type). */
@@ -119,10 +121,10 @@ class GroupState {
   }
 
   /** Picks up changed limits (qom-set limits): like QEMU, the buckets start empty again. */
-  private refresh(): void {
+  refresh(force = false): void {
     const limits = this.ref.limits();
     const key = JSON.stringify(limits);
-    if (key === this.configKey) return;
+    if (key === this.configKey && !force) return;
     this.configKey = key;
     this.buckets = new Map(BUCKETS.map((b) => [b, makeBucket(limits, b)]));
     this.opSize = limits["iops-size"] ?? 0;
@@ -141,7 +143,8 @@ class GroupState {
 
   account(dir: Direction, bytes: number): void {
     this.refresh();
-    const units = this.opSize && bytes > this.opSize ? bytes / this.opSize : 1;
+    // A negative size is an unsigned one above any request.
+    const units = this.opSize > 0 && bytes > this.opSize ? bytes / this.opSize : 1;
     const pour = (name: BucketName, amount: number) => {
       const b = this.buckets.get(name)!;
       b.level += amount;
@@ -273,6 +276,46 @@ function releaseAll(m: Member): void {
   if (!m.pending[0] && !m.pending[1]) return;
   m.limitsDisabled = true;
   for (const dir of [0, 1] as const) while (wakeNext(m, dir));
+}
+
+/**
+ * A BlockBackend's membership of a group (block_set_io_throttle): the same
+ * budget and round-robin as throttle nodes, entered by name in QEMU.
+ */
+export interface GroupMembership {
+  /** Waits until the group admits a request of `bytes` (reads: write=false), then charges it. */
+  admit(write: boolean, bytes: number): Promise<void>;
+  /**
+   * New limits were written to the group (throttle_group_config): the buckets
+   * start empty and a held request of this member is looked at again now.
+   */
+  configured(): void;
+  /** Leaves the group once its held requests went (at once, unthrottled, as in a drained section). */
+  leave(): Promise<void>;
+}
+
+export function joinGroup(ref: ThrottleGroupRef, clock: Clock): GroupMembership {
+  const m = join(ref, clock);
+  return {
+    admit: (write, bytes) => intercept(m, write ? 1 : 0, bytes),
+    configured() {
+      m.group.refresh(true);
+      for (const dir of [0, 1] as const) {
+        if (m.timers[dir]) {
+          m.timers[dir]!.cancel();
+          m.timers[dir] = null;
+          timerFired(m, dir);
+        } else if (m.pending[dir]) {
+          scheduleNext(m, dir);
+        }
+      }
+    },
+    async leave() {
+      releaseAll(m);
+      while (m.pending[0] || m.pending[1]) await new Promise((r) => setImmediate(r));
+      leave(m);
+    },
+  };
 }
 
 /** The throttle filter, reading time from `clock` and groups through `lookup`. */

@@ -1180,16 +1180,18 @@ export class Qcow2Image implements DiskImage {
   setBackingFile(file: string | null, format: string | null = null): Promise<void> {
     return this.lock.run(async () => {
       if (this.readOnly) throw ioError("EPERM");
+      // qcow2_change_backing_file refuses names over 1023 bytes; one that does not fit in cluster 0 is ENOSPC.
+      if (file && new TextEncoder().encode(file).length > 1023) throw ioError("EINVAL");
       const saved = { file: this.header.backingFile, format: this.header.backingFormat };
       this.header.backingFile = file;
       this.header.backingFormat = file ? format : null;
       let cluster0: Uint8Array;
       try {
         cluster0 = serializeHeader(this.header);
-      } catch (e) {
+      } catch {
         this.header.backingFile = saved.file;
         this.header.backingFormat = saved.format;
-        throw e;
+        throw ioError("ENOSPC");
       }
       await this.writeback(true);
       await this.store.pwrite(cluster0, 0);

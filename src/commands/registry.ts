@@ -17,6 +17,7 @@ import * as machineExtra from "./machine-extra.ts";
 import * as migration from "./migration.ts";
 import * as noDevices from "./no-devices.ts";
 import * as qom from "./qom.ts";
+import * as chardev from "./chardev.ts";
 
 export interface CommandModule {
   readonly commands: readonly CommandDef[];
@@ -25,7 +26,7 @@ export interface CommandModule {
 }
 
 export const commandModules: readonly CommandModule[] = [control, machine, hmp, block, blockExtra, jobs, blockJobs, blockJobsSync,
-  machineExtra, noDevices, migration, qom];
+  machineExtra, noDevices, migration, qom, chardev];
 
 export interface CommandTables {
   commands: Map<string, CommandDef>;

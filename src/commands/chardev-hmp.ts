@@ -1,0 +1,2 @@
+import type { HmpCommand } from "./hmp-command.ts";
+export const hmpCommands: HmpCommand[] = [];

@@ -109,10 +109,26 @@ async function open(emu: Emulator, id: string, backend: Backend): Promise<Charde
   });
 }
 
-/** Names an opened device: in the registry and under /chardevs. */
-function enter(emu: Emulator, dev: Chardev): void {
+/** Names an opened device: under /chardevs (which refuses a duplicate) and in the registry. */
+async function enter(emu: Emulator, dev: Chardev): Promise<void> {
+  try {
+    container(emu).addChild(dev.id, qomObject(dev));
+  } catch (e) {
+    await dev.close();
+    throw e;
+  }
   emu.chardevs.add(dev);
-  container(emu).addChild(dev.id, qomObject(dev));
+}
+
+/**
+ * qemu_chardev_new, as -chardev and HMP's chardev-add create one: opened
+ * first, so an id in use is only found when naming it, and errors carry no
+ * "Failed to add chardev" prefix.
+ */
+export async function openChardevNamed(emu: Emulator, id: string, backend: Backend): Promise<{ pty?: string }> {
+  const dev = await open(emu, id, backend);
+  await enter(emu, dev);
+  return dev.pty === undefined ? {} : { pty: dev.pty };
 }
 
 export async function removeChardev(emu: Emulator, id: string): Promise<void> {
@@ -129,7 +145,7 @@ export async function addChardev(emu: Emulator, id: string, backend: Backend): P
   } catch (e) {
     throw genericError(`Failed to add chardev '${id}': ${(e as Error).message}`);
   }
-  enter(emu, dev);
+  await enter(emu, dev);
   return dev.pty === undefined ? {} : { pty: dev.pty };
 }
 

@@ -14,6 +14,7 @@
 import * as dns from "node:dns/promises";
 import * as fs from "node:fs";
 import * as net from "node:net";
+import * as nodePath from "node:path";
 import { genericError } from "../core/error.ts";
 import { strerror } from "./errno.ts";
 
@@ -53,6 +54,17 @@ function describe(o: SocketOptions, addr: SocketAddr, prefix: string): string {
       return `${prefix}fd:${addr.str}${server}`;
     case "vsock":
       return `${prefix}vsock:${addr.cid}:${addr.port}`;
+  }
+}
+
+/** libuv reports a unix bind into a missing directory as EACCES; bind(2) says ENOENT. */
+function bindErrno(e: unknown, path: string): unknown {
+  if ((e as NodeJS.ErrnoException).code !== "EACCES") return e;
+  try {
+    fs.statSync(nodePath.dirname(path));
+    return e;
+  } catch (missing) {
+    return missing;
   }
 }
 
@@ -112,7 +124,7 @@ export class SocketChardev {
         }
       }
       await new Promise<void>((resolve, reject) => {
-        server.once("error", (e) => reject(genericError(`Failed to bind socket to ${addr.path}: ${strerror(e)}`)));
+        server.once("error", (e) => reject(genericError(`Failed to bind socket to ${addr.path}: ${strerror(bindErrno(e, addr.path))}`)));
         server.listen(path, resolve);
       });
     } else {

@@ -113,7 +113,7 @@ export class Emulator {
     this.whenQuit = new Promise((resolve) => (this.resolveQuit = resolve));
     const host: CommandHost<CommandDef> = {
       find: (name) => this.commands.get(name),
-      run: (cmd, args, session) => cmd.handler(validateArgs(cmd.args, args), { emu: this, session }),
+      run: (cmd, args, session) => cmd.handler(cmd.rawArgs ? args : validateArgs(cmd.args, args), { emu: this, session }),
     };
     this.monitors = new MonitorHub(host, () => ({ version: this.machine.version }), this.events);
     this.machine.onShutdownRequest((cause) => void this.shutdown(cause));

@@ -18,6 +18,7 @@ import * as migration from "./migration.ts";
 import * as noDevices from "./no-devices.ts";
 import * as qom from "./qom.ts";
 import * as chardev from "./chardev.ts";
+import * as devices from "./devices.ts";
 
 export interface CommandModule {
   readonly commands: readonly CommandDef[];
@@ -26,7 +27,7 @@ export interface CommandModule {
 }
 
 export const commandModules: readonly CommandModule[] = [control, machine, hmp, block, blockExtra, jobs, blockJobs, blockJobsSync,
-  machineExtra, noDevices, migration, qom, chardev];
+  machineExtra, noDevices, migration, qom, chardev, devices];
 
 export interface CommandTables {
   commands: Map<string, CommandDef>;

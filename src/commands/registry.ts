@@ -19,6 +19,7 @@ import * as noDevices from "./no-devices.ts";
 import * as qom from "./qom.ts";
 import * as chardev from "./chardev.ts";
 import * as devices from "./devices.ts";
+import * as noGuest from "./no-guest.ts";
 
 export interface CommandModule {
   readonly commands: readonly CommandDef[];
@@ -27,7 +28,7 @@ export interface CommandModule {
 }
 
 export const commandModules: readonly CommandModule[] = [control, machine, hmp, block, blockExtra, jobs, blockJobs, blockJobsSync,
-  machineExtra, noDevices, migration, qom, chardev, devices];
+  machineExtra, noDevices, migration, qom, chardev, devices, noGuest];
 
 export interface CommandTables {
   commands: Map<string, CommandDef>;

@@ -66,3 +66,62 @@ describe.skipIf(!hasQemuSystem)("commands without a guest, against QEMU 7.2", { 
     expect(r.ours).toEqual(r.theirs);
   });
 });
+
+describe.skipIf(!hasQemuSystem)("no-guest commands against QEMU 7.2", { timeout: 120_000 }, () => {
+  it("display, input, memory, migration, replay and debugging commands", async () => {
+    const dir = (await import("node:fs")).mkdtempSync("/tmp/qmpemu-noguest-");
+    const r = await both([
+      ["announce-self", { initial: 50, max: 550, rounds: 5, step: 100 }],
+      ["announce-self", { initial: 50, max: 550, rounds: 5, step: 100, interfaces: ["x"], id: "a" }],
+      ["screendump", { filename: `${dir}/x.ppm` }],
+      ["screendump", { filename: `${dir}/x.png`, format: "png" }],
+      ["screendump", { filename: `${dir}/x.ppm`, device: "x" }],
+      ["screendump", { filename: `${dir}/x.ppm`, head: 1 }],
+      ["send-key", { keys: [{ type: "qcode", data: "a" }] }],
+      ["send-key", { keys: [{ type: "number", data: 30 }], "hold-time": 10 }],
+      ["send-key", { keys: [{ type: "qcode", data: "nope" }] }],
+      ["memsave", { val: 0, size: 4096, filename: `${dir}/m` }],
+      ["pmemsave", { val: 0, size: 100, filename: `${dir}/pm` }],
+      ["pmemsave", { val: 0, size: 100, filename: `${dir}/nodir/pm` }],
+      ["dumpdtb", { filename: `${dir}/dtb` }],
+      ["set_password", { protocol: "vnc", password: "x" }],
+      ["set_password", { protocol: "vnc", password: "x", connected: "fail" }],
+      ["set_password", { protocol: "vnc", password: "x", display: "d" }],
+      ["set_password", { protocol: "spice", password: "x" }],
+      ["expire_password", { protocol: "vnc", time: "now" }],
+      ["expire_password", { protocol: "spice", time: "+10" }],
+      ["change-vnc-password", { password: "x" }],
+      ["add_client", { protocol: "vnc", fdname: "x" }],
+      ["client_migrate_info", { protocol: "spice", hostname: "h" }],
+      ["client_migrate_info", { protocol: "vnc", hostname: "h" }],
+      ["migrate-incoming", { uri: "tcp:127.0.0.1:0" }],
+      ["x-query-irq"],
+      ["x-query-numa"],
+      ["x-query-opcount"],
+      ["x-query-profile"],
+      ["x-query-ramblock"],
+      ["x-query-rdma"],
+      ["x-query-roms"],
+      ["x-query-usb"],
+      ["x-query-virtio"],
+      ["display-update", { type: "vnc", addresses: [] }],
+      ["display-reload", { type: "vnc", "tls-certs": true }],
+      ["rtc-reset-reinjection"],
+      ["set-vcpu-dirty-limit", { "dirty-rate": 10 }],
+      ["cancel-vcpu-dirty-limit", { "cpu-index": 3 }],
+      ["replay-break", { icount: 1 }],
+      ["replay-delete-break"],
+      ["replay-seek", { icount: 1 }],
+      ["sev-inject-launch-secret", { "packet-header": "x", secret: "y" }],
+      ["x-colo-lost-heartbeat"],
+      ["x-exit-preconfig"],
+      ["xen-colo-do-checkpoint"],
+      ["xen-set-global-dirty-log", { enable: true }],
+      ["xen-set-replication", { enable: true, primary: true }],
+      ["xen-set-replication", { enable: true, primary: true, failover: true }],
+    ]);
+    expect(r.ours).toEqual(r.theirs);
+    // Unassigned memory reads as zeros.
+    expect((await import("node:fs")).readFileSync(`${dir}/pm`)).toEqual(Buffer.alloc(100));
+  });
+});

@@ -20,6 +20,7 @@ import * as qom from "./qom.ts";
 import * as chardev from "./chardev.ts";
 import * as devices from "./devices.ts";
 import * as noGuest from "./no-guest.ts";
+import * as traceEvents from "./trace-events.ts";
 
 export interface CommandModule {
   readonly commands: readonly CommandDef[];
@@ -28,7 +29,7 @@ export interface CommandModule {
 }
 
 export const commandModules: readonly CommandModule[] = [control, machine, hmp, block, blockExtra, jobs, blockJobs, blockJobsSync,
-  machineExtra, noDevices, migration, qom, chardev, devices, noGuest];
+  machineExtra, noDevices, migration, qom, chardev, devices, noGuest, traceEvents];
 
 export interface CommandTables {
   commands: Map<string, CommandDef>;

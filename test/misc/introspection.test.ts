@@ -11,6 +11,7 @@ import { commands as qomCommands } from "../../src/commands/qom.ts";
 import { commands as chardevCommands } from "../../src/commands/chardev.ts";
 import { commands as deviceCommands } from "../../src/commands/devices.ts";
 import { commands as noGuestCommands } from "../../src/commands/no-guest.ts";
+import { commands as traceCommands } from "../../src/commands/trace-events.ts";
 import { haveQemu } from "../protocol/harness.ts";
 import { bothSchemas, entity, fetchReturn, type Info } from "../protocol/schema-view.ts";
 
@@ -25,7 +26,7 @@ const NARROWER = new Set(["object-add", "query-pci"]);
 describe.skipIf(!haveQemu)("machine-extra / migration / QOM introspection vs real QEMU", () => {
   const schemas = bothSchemas();
 
-  const names = [...extraCommands, ...noDeviceCommands, ...migrationCommands, ...qomCommands, ...chardevCommands, ...deviceCommands, ...noGuestCommands].map((c) => c.name);
+  const names = [...extraCommands, ...noDeviceCommands, ...migrationCommands, ...qomCommands, ...chardevCommands, ...deviceCommands, ...noGuestCommands, ...traceCommands].map((c) => c.name);
   for (const name of names.filter((n) => !NARROWER.has(n))) {
     it(`command ${name}`, () => {
       expect(entity(schemas.ours(), name, { coarse: true })).toEqual(entity(schemas.theirs(), name, { coarse: true }));

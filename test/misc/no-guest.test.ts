@@ -125,3 +125,35 @@ describe.skipIf(!hasQemuSystem)("no-guest commands against QEMU 7.2", { timeout:
     expect((await import("node:fs")).readFileSync(`${dir}/pm`)).toEqual(Buffer.alloc(100));
   });
 });
+
+describe.skipIf(!hasQemuSystem)("trace events against QEMU 7.2", { timeout: 120_000 }, () => {
+  it("trace-event-get-state / -set-state: names, patterns, unavailable and vCPU events", async () => {
+    const get = (name: string, vcpu?: number): Step => ["trace-event-get-state", vcpu === undefined ? { name } : { name, vcpu }];
+    const set = (name: string, enable: boolean, more: Record<string, unknown> = {}): Step => ["trace-event-set-state", { name, enable, ...more }];
+    const r = await both([
+      get("*"),
+      get("qmp_*"),
+      get("monitor_qmp_cmd_in_band"),
+      get("nonexistent"),
+      get("qxl_io_write_vga"),
+      get("guest_cpu_*"),
+      get("monitor_qmp_*", 0),
+      set("monitor_qmp_cmd_in_band", true),
+      get("monitor_qmp_*"),
+      set("nonexistent", true),
+      set("nonexistent*", true),
+      set("qxl_io_write_vga", true),
+      set("qxl_*", true),
+      set("qxl_*", true, { "ignore-unavailable": true }),
+      get("qxl_i*"),
+      set("monitor_?mp_cmd_in_band", false),
+      get("monitor_qmp_cmd_in_band"),
+      set("guest_cpu_enter", true, { vcpu: 0 }),
+      set("*", true, { "ignore-unavailable": true }),
+      get("job_*"),
+      set("*", false, { "ignore-unavailable": true }),
+      get("job_*"),
+    ]);
+    expect(r.ours).toEqual(r.theirs);
+  });
+});

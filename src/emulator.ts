@@ -17,7 +17,8 @@ import type { HmpCommand } from "./commands/hmp-command.ts";
 import { buildTables } from "./commands/registry.ts";
 import { validateArgs } from "./commands/validate.ts";
 import { Machine, type ShutdownCause } from "./machine.ts";
-import { extraState } from "./machine-extra/state.ts";
+import { extraState, monitorChardevs } from "./machine-extra/state.ts";
+import { ChardevRegistry } from "./chardev/registry.ts";
 import { throttleGroupRef } from "./qom/throttle-group.ts";
 import { runHmp } from "./commands/hmp.ts";
 import { HmpSession } from "./hmp/session.ts";
@@ -75,6 +76,8 @@ export class Emulator {
   /** Event definitions, for query-qmp-schema. */
   readonly eventDefs: EventDef[];
   readonly monitors: MonitorHub;
+  /** Character devices: the monitors' and those chardev-add made. */
+  readonly chardevs: ChardevRegistry;
   /** Resolves once the emulator has shut down (quit, or close()). */
   readonly whenQuit: Promise<ShutdownCause>;
   private readonly listeners: MonitorListener[] = [];
@@ -99,6 +102,10 @@ export class Emulator {
     // -blockdev / -drive open asynchronously; listen() waits for them (and fails like QEMU's startup).
     this.blockReady = this.block.startup({ blockdevs: options.blockdevs, drives: options.drives });
     this.blockReady.catch(() => {});
+    this.chardevs = new ChardevRegistry(
+      () => monitorChardevs(this),
+      () => (options.monitors ?? []).some((m) => m.chardev.kind === "stdio"),
+    );
     const tables = buildTables();
     this.commands = tables.commands;
     this.hmpCommands = tables.hmpCommands;
@@ -106,7 +113,7 @@ export class Emulator {
     this.whenQuit = new Promise((resolve) => (this.resolveQuit = resolve));
     const host: CommandHost<CommandDef> = {
       find: (name) => this.commands.get(name),
-      run: (cmd, args, session) => cmd.handler(validateArgs(cmd.args, args), { emu: this, session }),
+      run: (cmd, args, session) => cmd.handler(cmd.rawArgs ? args : validateArgs(cmd.args, args), { emu: this, session }),
     };
     this.monitors = new MonitorHub(host, () => ({ version: this.machine.version }), this.events);
     this.machine.onShutdownRequest((cause) => void this.shutdown(cause));
@@ -174,12 +181,13 @@ export class Emulator {
 
   /** Chardev ids of socket monitors, as query-yank lists them. */
   yankInstances(): string[] {
-    return this.listeners.map((l) => l.opts.chardevId!).filter(Boolean);
+    return [...this.listeners.map((l) => l.opts.chardevId!).filter(Boolean), ...this.chardevs.yankIds()];
   }
 
   /** yank on a monitor chardev: drop its current client. */
   yank(id: string): void {
     for (const l of this.listeners) if (l.opts.chardevId === id) l.kick();
+    this.chardevs.yank(id);
   }
 
   /**
@@ -212,6 +220,7 @@ export class Emulator {
       for (const hook of this.closeHooks) await hook();
       await this.block.close();
       await Promise.all(this.listeners.map((l) => l.close()));
+      await this.chardevs.closeAll();
       this.monitors.closeAll();
       for (const s of [...this.hmpSessions]) s.close();
       this.resolveQuit(cause);

@@ -26,6 +26,11 @@ export interface CommandDef<A = any, R = unknown> {
   readonly allowOob?: boolean;
   /** QEMU lists some commands with "features"; e.g. ["deprecated"]. */
   readonly features?: readonly string[];
+  /**
+   * QAPI's 'gen': false (device_add): the handler takes the arguments as
+   * sent, extra members included; `args` then serves introspection only.
+   */
+  readonly rawArgs?: boolean;
   handler(args: A, ctx: CommandContext): R | Promise<R>;
 }
 
@@ -35,6 +40,7 @@ export function defineCommand<S extends v.GenericSchema | undefined, R>(def: {
   returns?: v.GenericSchema;
   allowOob?: boolean;
   features?: readonly string[];
+  rawArgs?: boolean;
   handler(args: S extends v.GenericSchema ? v.InferOutput<S> : Record<string, never>, ctx: CommandContext): R | Promise<R>;
 }): CommandDef {
   return def as CommandDef;

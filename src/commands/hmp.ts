@@ -32,6 +32,14 @@ const HELP: Record<string, [string, string]> = {
   cont: ["", "resume emulation"],
   quit: ["", "quit the emulator"],
   "qemu-io": ["[-d] [device] \"[command]\"", "run a qemu-io command on a block device\n\t\t\t-d: [device] is a device ID rather than a drive ID or QOM path"],
+  // Character devices (./chardev-hmp.ts) and device_add (./devices.ts).
+  "chardev-add": ["args", "add chardev"],
+  "chardev-change": ["id args", "change chardev"],
+  "chardev-remove": ["id", "remove chardev"],
+  "chardev-send-break": ["id", "send a break on chardev"],
+  ringbuf_write: ["device data", "Write to a ring buffer character device"],
+  ringbuf_read: ["device size", "Read from a ring buffer character device"],
+  device_add: ["driver[,prop=value][,...]", "add device, like -device on the command line"],
   // Machine and device commands (./machine-hmp.ts).
   set_link: ["name on|off", "change the link status of a network adapter"],
   netdev_del: ["id", "remove host network device"],

@@ -8,7 +8,7 @@
  */
 import { genericError } from "../core/error.ts";
 import { COMMAND_LINE_OPTIONS, CPU_DEFINITIONS, CPU_EXPANSIONS, MACHINES } from "../machine-extra/data/recorded.ts";
-import { extraState, monitorChardevs } from "../machine-extra/state.ts";
+import { extraState } from "../machine-extra/state.ts";
 import { UserObject } from "../qom/user-types.ts";
 import { defineCommand, defineEvent, type CommandDef, type EventDef } from "./command.ts";
 import { CpuInstanceProperties } from "./machine.ts";
@@ -156,15 +156,7 @@ export const commands: CommandDef[] = [
       return structuredClone(list);
     },
   }),
-  defineCommand({
-    name: "query-chardev",
-    returns: array(struct("ChardevInfo", { label: str(), filename: str(), "frontend-open": bool() })),
-    handler: (_a, { emu }) => {
-      const files = new Map(monitorChardevs(emu).map((c) => [c.id, c.filename]));
-      const chardevs = extraState(emu).qom.root.children.get("chardevs");
-      return (chardevs?.childEntries() ?? []).map(([label]) => ({ label, filename: files.get(label) ?? "", "frontend-open": true }));
-    },
-  }),
+  // query-chardev: ./chardev.ts, beside the commands that change the list.
   defineCommand({
     name: "query-chardev-backends",
     returns: array(struct("ChardevBackendInfo", { name: str() })),

@@ -21,6 +21,10 @@ import * as machineHmp from "./machine-hmp.ts";
 import * as migration from "./migration.ts";
 import * as noDevices from "./no-devices.ts";
 import * as qom from "./qom.ts";
+import * as chardev from "./chardev.ts";
+import * as devices from "./devices.ts";
+import * as noGuest from "./no-guest.ts";
+import * as traceEvents from "./trace-events.ts";
 
 export interface CommandModule {
   readonly commands: readonly CommandDef[];
@@ -29,7 +33,7 @@ export interface CommandModule {
 }
 
 export const commandModules: readonly CommandModule[] = [control, machine, hmp, block, blockExtra, blockHmp, blockIoLimits, blockMedia, jobs,
-  blockJobs, blockJobsSync, machineExtra, machineHmp, noDevices, migration, qom];
+  blockJobs, blockJobsSync, machineExtra, machineHmp, noDevices, migration, qom, chardev, devices, noGuest, traceEvents];
 
 export interface CommandTables {
   commands: Map<string, CommandDef>;

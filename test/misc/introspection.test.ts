@@ -1,6 +1,6 @@
 /**
  * query-qmp-schema vs real QEMU 7.2 for every command and event of the
- * machine-extra, no-devices, migration and QOM modules: the SchemaInfo entries must
+ * machine-extra, no-devices, migration, QOM and chardev modules: the SchemaInfo entries must
  * have the same structure once masked type names are resolved.
  */
 import { describe, expect, it } from "vitest";
@@ -8,6 +8,10 @@ import { commands as extraCommands, events as extraEvents } from "../../src/comm
 import { commands as migrationCommands } from "../../src/commands/migration.ts";
 import { commands as noDeviceCommands } from "../../src/commands/no-devices.ts";
 import { commands as qomCommands } from "../../src/commands/qom.ts";
+import { commands as chardevCommands } from "../../src/commands/chardev.ts";
+import { commands as deviceCommands } from "../../src/commands/devices.ts";
+import { commands as noGuestCommands } from "../../src/commands/no-guest.ts";
+import { commands as traceCommands } from "../../src/commands/trace-events.ts";
 import { haveQemu } from "../protocol/harness.ts";
 import { bothSchemas, entity, fetchReturn, type Info } from "../protocol/schema-view.ts";
 
@@ -22,7 +26,7 @@ const NARROWER = new Set(["object-add", "query-pci"]);
 describe.skipIf(!haveQemu)("machine-extra / migration / QOM introspection vs real QEMU", () => {
   const schemas = bothSchemas();
 
-  const names = [...extraCommands, ...noDeviceCommands, ...migrationCommands, ...qomCommands].map((c) => c.name);
+  const names = [...extraCommands, ...noDeviceCommands, ...migrationCommands, ...qomCommands, ...chardevCommands, ...deviceCommands, ...noGuestCommands, ...traceCommands].map((c) => c.name);
   for (const name of names.filter((n) => !NARROWER.has(n))) {
     it(`command ${name}`, () => {
       expect(entity(schemas.ours(), name, { coarse: true })).toEqual(entity(schemas.theirs(), name, { coarse: true }));

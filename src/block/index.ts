@@ -538,6 +538,9 @@ export class BlockLayer {
   async setBacking(node: BlockNode, backing: BlockNode | null): Promise<void> {
     const old = node.backing;
     if (old?.node === backing) return;
+    if (backing && reaches(backing, node)) {
+      throw genericError(`Making '${backing.nodeName}' a backing child of '${node.nodeName}' would create a cycle`);
+    }
     if (old) this.graph.unlink(old);
     let edge: BdrvChild | null = null;
     if (backing) {
@@ -622,6 +625,14 @@ export function probeFormat(filename: string): string {
 }
 
 /** Turns {"file.filename": "x"} into {file: {filename: "x"}}. */
+/** bdrv_recurse_has_child: `to` is `from` or somewhere below it. */
+function reaches(from: BlockNode, to: BlockNode, seen = new Set<BlockNode>()): boolean {
+  if (from === to) return true;
+  if (seen.has(from)) return false;
+  seen.add(from);
+  return from.children.some((c) => reaches(c.node, to, seen));
+}
+
 export function nestKeyval(flat: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(flat)) {

@@ -106,6 +106,7 @@ export function fullOptions(node: BlockNode): Record<string, unknown> {
     if (c.name === "backing" && node.driver?.impliedBacking?.()) continue;
     out[c.name] = fullOptions(c.node);
   }
-  if ("backing" in node.options.specific && node.options.specific.backing === null) out.backing = null;
+  // Only a suppressed backing file is worth saying (bdrv_backing_overridden): the header names one.
+  if (!node.backing && node.driver?.headerBackingFile?.()) out.backing = null;
   return out;
 }

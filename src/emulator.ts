@@ -98,6 +98,7 @@ export class Emulator {
       clock: this.clock,
       // Looked up without creating /objects (QEMU keeps its own list of groups).
       throttleGroups: (id) => throttleGroupRef(extraState(this).qom.root.children.get("objects")?.children.get(id)),
+      secretExists: (id) => extraState(this).qom.root.children.get("objects")?.children.get(id)?.typename === "secret",
     });
     // -blockdev / -drive open asynchronously; listen() waits for them (and fails like QEMU's startup).
     this.blockReady = this.block.startup({ blockdevs: options.blockdevs, drives: options.drives });

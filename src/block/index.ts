@@ -80,6 +80,8 @@ export interface BlockLayerDeps {
   readonly clock: Clock;
   /** Finds throttle-group objects for the throttle filter (the composition root reaches QOM). */
   readonly throttleGroups?: ThrottleGroupLookup;
+  /** Whether a `secret` object of this id exists (encryption keys named by blockdev-create). */
+  readonly secretExists?: (id: string) => boolean;
 }
 
 export interface OpenNodeOptions {

@@ -14,6 +14,8 @@ import { PERM_ALL, permProse } from "./perms.ts";
 interface Holder {
   perm: number;
   shared: number;
+  /** What the descriptor's lock bytes already say (refreshes mostly change nothing). */
+  applied?: { fd: number; perm: number; shared: number };
 }
 
 const BITS = [1, 2, 4, 8];
@@ -62,8 +64,13 @@ export class FileLocks {
    */
   check(key: string, self: Holder, perm: number, shared: number, file?: { fd: number; filename: string }): void {
     const others = [...(this.files.get(key) ?? [])].filter((h) => h !== self);
-    const held = (bit: number, base: number, here: (o: Holder) => boolean) =>
-      others.some(here) || (!!file && file.fd >= 0 && !!this.host?.heldByOthers(file.fd, base + Math.log2(bit)));
+    // Bits this descriptor already locks were checked when taken: other processes check against them since.
+    const mine = self.applied && file && self.applied.fd === file.fd ? self.applied : { perm: 0, shared: PERM_ALL };
+    const held = (bit: number, base: number, here: (o: Holder) => boolean) => {
+      if (others.some(here)) return true;
+      const known = base === LOCK_SHARED_BASE ? mine.perm & bit : !(mine.shared & bit);
+      return !known && !!file && file.fd >= 0 && !!this.host?.heldByOthers(file.fd, base + Math.log2(bit));
+    };
     const fail = (text: string): never => {
       const e: QmpError = genericError(text);
       if (file) e.hint = `Is another process using the image [${file.filename}]?\n`;
@@ -80,9 +87,13 @@ export class FileLocks {
   /** raw_apply_lock_bytes: the descriptor's lock bytes say what `self` holds and refuses to share. */
   apply(self: Holder, fd: number): void {
     if (!this.host || fd < 0) return;
+    const was = self.applied?.fd === fd ? self.applied : undefined;
     for (const bit of BITS) {
-      this.host.set(fd, LOCK_PERM_BASE + Math.log2(bit), !!(self.perm & bit));
-      this.host.set(fd, LOCK_SHARED_BASE + Math.log2(bit), !(self.shared & bit));
+      const holds = !!(self.perm & bit);
+      const refuses = !(self.shared & bit);
+      if (!was || holds !== !!(was.perm & bit)) this.host.set(fd, LOCK_PERM_BASE + Math.log2(bit), holds);
+      if (!was || refuses !== !(was.shared & bit)) this.host.set(fd, LOCK_SHARED_BASE + Math.log2(bit), refuses);
     }
+    self.applied = { fd, perm: self.perm, shared: self.shared };
   }
 }

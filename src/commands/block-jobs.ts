@@ -2,6 +2,7 @@
  * blockdev-create, blockdev-backup, drive-backup and transaction.
  * The two backup commands are one-action transactions, as in QEMU.
  */
+import { genericError } from "../core/error.ts";
 import type { Emulator } from "../emulator.ts";
 import { checkCreatableDriver } from "../block/jobs/create.ts";
 import { blockJobPort, startCreateJob } from "../block/jobs/job-port.ts";
@@ -12,6 +13,19 @@ import type { HmpCommand } from "./hmp-command.ts";
 import {
   BlockdevBackup, BlockdevCreateArgs, DriveBackup, TransactionArgs,
 } from "./block-jobs-schema.ts";
+
+/**
+ * QCryptoBlockCreateOptions' discriminator, which QEMU's input visitor
+ * checks (the rest of encrypt stays opaque here: images are never encrypted).
+ */
+function checkEncryptFormat(options: Record<string, unknown>): void {
+  const encrypt = options.encrypt as Record<string, unknown> | undefined;
+  if (options.driver !== "qcow2" || !encrypt || typeof encrypt !== "object") return;
+  if (!("format" in encrypt)) throw genericError("Parameter 'format' is missing");
+  if (encrypt.format !== "qcow" && encrypt.format !== "luks") {
+    throw genericError(`Parameter 'format' does not accept value '${String(encrypt.format)}'`);
+  }
+}
 
 export const commands: CommandDef[] = [
   defineCommand({
@@ -34,9 +48,10 @@ export const commands: CommandDef[] = [
   defineCommand({
     name: "blockdev-create",
     args: BlockdevCreateArgs,
-    handler(args, { emu }) {
+    async handler(args, { emu }) {
       checkCreatableDriver(args.options.driver);
-      startCreateJob(emu, args["job-id"], args.options as { driver: string } & Record<string, unknown>);
+      checkEncryptFormat(args.options as Record<string, unknown>);
+      await startCreateJob(emu, args["job-id"], args.options as { driver: string } & Record<string, unknown>);
       return {};
     },
   }),

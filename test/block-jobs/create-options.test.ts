@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { planQcow2Create } from "../../src/block/jobs/create-qcow2-options.ts";
+import { planQcow2Create, resizeTarget } from "../../src/block/jobs/create-qcow2-options.ts";
 import { createFile } from "../../src/block/jobs/create-file.ts";
 
 // Texts and precedence recorded from qemu-system-x86_64 7.2 (jobs with several bad options at once).
@@ -17,21 +17,39 @@ const cases: [Record<string, unknown>, string][] = [
   [{ size: 1024, "backing-file": "/x", preallocation: "metadata" }, "Backing file and preallocation can only be used at the same time if extended_l2 is on"],
   [{ size: 1024, preallocation: "falloc", version: "v2", "compression-type": "zstd", "refcount-bits": 32 }, "Different refcount widths than 16 bits require compatibility level 1.1 or above (use version=v3 or greater)"],
   [{ size: 1048576, version: "v2", "compression-type": "zstd" }, "Non-zlib compression type is only supported with compatibility level 1.1 and above (use version=v3 or greater)"],
-  [{ size: -512 }, "Could not resize image: Image size cannot be negative"],
+  [{ size: 1048576, "extended-l2": true, version: "v2", "cluster-size": 3 }, "Extended L2 entries are only supported with compatibility level 1.1 and above (use version=v3 or greater)"],
+  [{ size: 1048576, "extended-l2": true, "cluster-size": 8192 }, "Extended L2 entries are only supported with cluster sizes of at least 16384 bytes"],
+  [{ size: 1048576, "data-file-raw": true, "data-file": "d", "backing-file": "/x" }, "Backing file and data-file-raw cannot be used at the same time"],
+  [{ size: 18446744073709551615n }, "Image size must be a multiple of 512 bytes"],
   [{ size: 1024, "cluster-size": 512, version: "v2", "data-file": "fa" }, "External data files are only supported with compatibility level 1.1 and above (use version=v3 or greater)"],
   [{ size: 1024, "data-file-raw": true }, "data-file-raw requires data-file"],
 ];
 
 describe("blockdev-create qcow2 option checks", () => {
-  it.each(cases)("%j → %s", (opts, text) => {
+  it.each(cases)("case %# → %s", (opts, text) => {
     expect(() => planQcow2Create(opts as never)).toThrow(text);
   });
   it("fills QEMU's defaults", () => {
     expect(planQcow2Create({ size: 1 << 20 })).toEqual({
-      size: 1 << 20, version: 3, clusterSize: 65536, refcountBits: 16, lazyRefcounts: false,
+      size: 1048576n, version: 3, clusterSize: 65536, refcountBits: 16, lazyRefcounts: false,
       backingFile: undefined, backingFormat: undefined, preallocation: "off",
     });
     expect(planQcow2Create({ size: 33554432, version: "v2", "cluster-size": 4096, "refcount-bits": 16 }).version).toBe(2);
+  });
+});
+
+describe("blockdev-create qcow2 sizes QEMU only refuses when it resizes the image", () => {
+  it.each([
+    [-512n, "Could not resize image: Image size cannot be negative"],
+    [18446744073709551104n, "Could not resize image: Image size cannot be negative"],
+    [9223372036854775296n, "Could not resize image: offset(9223372036854775296) exceeds maximum(9223372035781033984)"],
+  ])("%s → %s", (size, text) => {
+    expect(() => resizeTarget(size)).toThrow(text);
+  });
+  it("looks the data file up after the data-file-raw checks", () => {
+    const seen: unknown[] = [];
+    planQcow2Create({ size: 1024, "data-file": "d" }, (ref) => seen.push(ref));
+    expect(seen).toEqual(["d"]);
   });
 });
 

@@ -8,7 +8,8 @@ import { ERRNO_TEXT } from "../../image/errors.ts";
 
 export interface CreateFileRequest {
   filename: string;
-  size: number;
+  /** A bigint when the request held more than 2^53 (QAPI's uint64). */
+  size: number | bigint;
   preallocation?: "off" | "metadata" | "falloc" | "full";
 }
 
@@ -22,9 +23,15 @@ function strerror(e: unknown): string {
 
 const ZEROS = new Uint8Array(1 << 20);
 
-export async function createFile(req: CreateFileRequest): Promise<void> {
+/** ftruncate's answer for a size JavaScript cannot pass on exactly. */
+function hugeSizeError(size: bigint): Error {
+  // Above INT64_MAX the off_t is negative.
+  return genericError(`Could not resize file: ${size > 0x7fffffffffffffffn ? "Invalid argument" : "File too large"}`);
+}
+
+/** `firstIo` is awaited where QEMU's coroutine first waits for the disk (the truncate). */
+export async function createFile(req: CreateFileRequest, firstIo: () => Promise<void> = async () => {}): Promise<void> {
   const prealloc = req.preallocation ?? "off";
-  if (prealloc === "metadata") throw genericError("Unsupported preallocation mode: metadata");
   let fd: number;
   try {
     fd = fs.openSync(req.filename, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
@@ -32,6 +39,10 @@ export async function createFile(req: CreateFileRequest): Promise<void> {
     throw genericError(`Could not create '${req.filename}': ${strerror(e)}`);
   }
   try {
+    await firstIo();
+    // raw_regular_truncate's worker thread finds this, after the file is open.
+    if (prealloc === "metadata") throw genericError("Unsupported preallocation mode: metadata");
+    if (typeof req.size === "bigint") throw hugeSizeError(req.size);
     if (req.size < 0) throw genericError("Could not resize file: Invalid argument");
     // existing content is discarded: truncate to 0 first, then grow
     fs.ftruncateSync(fd, 0);

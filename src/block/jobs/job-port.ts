@@ -111,14 +111,25 @@ export function blockJobPort(emu: Emulator): BlockJobPort {
 }
 
 /** blockdev-create: a `create` job (never auto-dismissed, progress 0/1 → 1/1) started at once. */
-export function startCreateJob(emu: Emulator, id: string, options: { driver: string } & Record<string, unknown>): void {
+/**
+ * Resolves when the command may answer: QEMU runs the create coroutine inside
+ * the command until it first waits for the disk, so a job that fails before
+ * that (bad options, a missing node or directory) has concluded by the reply.
+ */
+export async function startCreateJob(emu: Emulator, id: string, options: { driver: string } & Record<string, unknown>): Promise<void> {
+  let reachedIo!: () => void;
+  const firstIo = new Promise<void>((resolve) => (reachedIo = resolve));
   const driver: JobDriver = {
     type: "create",
     isBlockJob: false,
     async run(job) {
       job.progress.setRemaining(1);
       try {
-        await runBlockdevCreate(emu.block, options);
+        await runBlockdevCreate(emu.block, options, () => {
+          reachedIo();
+          // The command answers while the job waits for its first I/O.
+          return new Promise<void>((r) => setImmediate(r));
+        });
       } finally {
         job.progress.workDone(1);
       }
@@ -126,6 +137,7 @@ export function startCreateJob(emu: Emulator, id: string, options: { driver: str
   };
   const job = emu.jobs.create({ id, driver, autoFinalize: true, autoDismiss: false });
   emu.jobs.start(job);
+  await Promise.race([firstIo, job.until((j) => j.status === "concluded" || j.status === "null")]);
 }
 
 /**

@@ -7,7 +7,7 @@
  * Emulator extension: the pause/resume/cancel verbs and both queries are
  * allow-oob (QEMU 7.2 has them in-band only).
  */
-import { JOB_STATUSES, JOB_TYPES, jobError, speedValue, type Job, type JobManager } from "../job/index.ts";
+import { JOB_STATUSES, JOB_TYPES, jobError, type Job, type JobManager } from "../job/index.ts";
 import { defineCommand, defineEvent, type CommandContext, type CommandDef, type EventDef } from "./command.ts";
 import type { HmpCommand } from "./hmp-command.ts";
 import { hmpVerb } from "./hmp-args.ts";
@@ -73,7 +73,7 @@ export function blockJobInfo(job: Job): Record<string, unknown> {
     offset: job.progress.current,
     status: job.status,
     paused: job.paused,
-    speed: job.speed,
+    speed: job.requestedSpeed,
     ready: job.isReady(),
     type: job.type,
   };
@@ -106,7 +106,7 @@ async function blockJobCancel(jobs: JobManager, device: string, force: boolean):
 }
 
 function setSpeed(jobs: JobManager, device: string, speed: number | bigint): void {
-  jobs.getBlockJob(device).setSpeed(speedValue(speed));
+  jobs.getBlockJob(device).setSpeed(speed);
 }
 
 // ---- QMP --------------------------------------------------------------------------------
@@ -226,7 +226,7 @@ export function formatBlockJobs(jobs: readonly Job[]): string {
   return jobs
     .map((j) => {
       const what = j.type === "stream" ? `Streaming device ${j.id}` : `Type ${j.type}, device ${j.id}`;
-      return `${what}: Completed ${j.progress.current} of ${j.progress.total} bytes, speed limit ${j.speed} bytes/s\n`;
+      return `${what}: Completed ${j.progress.current} of ${j.progress.total} bytes, speed limit ${j.requestedSpeed} bytes/s\n`;
     })
     .join("");
 }

@@ -68,7 +68,7 @@ export type { JobDriver, JobType } from "./driver.ts";
 export { Job } from "./job.ts";
 export type { ErrorAction, ErrorPolicy, IoOperation, IoStatus, JobHost } from "./job.ts";
 export { JobTxn } from "./txn.ts";
-export { JobManager, isWellFormedId, speedValue } from "./manager.ts";
+export { JobManager, isWellFormedId } from "./manager.ts";
 export type { CreateJobOptions, JobManagerDeps } from "./manager.ts";
 export { ProgressMeter } from "./progress.ts";
 export { RateLimit, SLICE_NS } from "./ratelimit.ts";

@@ -58,6 +58,7 @@ export class Job {
   private state: JobStatus = "undefined";
   private group: JobTxn | null;
   private currentSpeed = 0;
+  private exactSpeed: number | bigint = 0;
   private io: IoStatus = "ok";
 
   // QEMU's Job fields, same meaning.
@@ -111,6 +112,10 @@ export class Job {
   /** Bytes per second; 0 = unlimited. */
   get speed(): number {
     return this.currentSpeed;
+  }
+  /** The speed as the user gave it, exact beyond 2^53 (what queries and events report). */
+  get requestedSpeed(): number | bigint {
+    return this.exactSpeed;
   }
   get ioStatus(): IoStatus {
     return this.io;
@@ -247,12 +252,14 @@ export class Job {
    * speed, or lifting the limit, wakes a job sleeping on the limiter;
    * lowering it does not.
    */
-  setSpeed(speed: number): void {
+  setSpeed(requested: number | bigint): void {
     const old = this.currentSpeed;
+    const speed = Number(requested);
     this.applyVerb("set-speed");
     if (speed < 0) throw jobError("negative-speed");
     this.rateLimit.setSpeed(speed, SLICE_NS);
     this.currentSpeed = speed;
+    this.exactSpeed = requested;
     this.driver.setSpeed?.(this, speed);
     if (speed && speed <= old) return;
     this.enter((job) => job.timerPending);
@@ -640,7 +647,7 @@ export class Job {
       device: this.id,
       len: this.progress.total,
       offset: this.progress.current,
-      speed: this.currentSpeed,
+      speed: this.exactSpeed,
       type: this.type,
     };
   }

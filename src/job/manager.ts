@@ -40,10 +40,6 @@ export function isWellFormedId(id: string): boolean {
 }
 
 /** JSON speeds arrive as number or (beyond 2^53) bigint. */
-export function speedValue(speed: number | bigint): number {
-  return typeof speed === "bigint" ? Number(speed) : speed;
-}
-
 export class JobManager {
   /** Newest first, like QEMU's job list. */
   private readonly all: Job[] = [];
@@ -99,7 +95,7 @@ export class JobManager {
     }
     if (opts.speed !== undefined) {
       try {
-        job.setSpeed(speedValue(opts.speed));
+        job.setSpeed(opts.speed);
       } catch (e) {
         this.dropFromDrains(job);
         job.earlyFail();

@@ -179,6 +179,13 @@ function infoList(table: Map<string, HmpCommand>): string {
   return [...table.keys()].filter((n) => n.startsWith("info ")).sort().map(helpLine).join("");
 }
 
+/** A command without parameters given some: QEMU's parser refuses before the command runs. */
+function extraneous(key: string, shownName: string, args: string): string | undefined {
+  const help = HELP[key];
+  if (!help || help[0] !== "" || args.trim() === "") return undefined;
+  return `${shownName}: extraneous characters at the end of line\nTry "help ${key}" for more information\n`;
+}
+
 /** Runs one HMP command line; returns what QEMU would put in "return". */
 export async function runHmp(line: string, ctx: CommandContext): Promise<string> {
   const table = ctx.emu.hmpCommands;
@@ -196,11 +203,12 @@ export async function runHmp(line: string, ctx: CommandContext): Promise<string>
     if (!sub) out = infoList(table);
     else {
       const cmd = table.get(`info ${sub[1]}`);
-      out = cmd ? await cmd.run(sub[2]!, ctx) : `unknown command: 'info ${sub[1]}'\n`;
+      out = !cmd ? `unknown command: 'info ${sub[1]}'\n` : (extraneous(`info ${sub[1]}`, sub[1]!, sub[2]!) ?? (await cmd.run(sub[2]!, ctx)));
     }
   } else {
     const cmd = table.get(word);
-    out = cmd ? await cmd.run(rest, ctx) : `unknown command: '${word}'\n`;
+    const alias = Object.keys(ALIASES).find((a) => ALIASES[a] === word);
+    out = !cmd ? `unknown command: '${word}'\n` : (extraneous(word, alias ? `${word}|${alias}` : word, rest) ?? (await cmd.run(rest, ctx)));
   }
   return out.replace(/\r?\n/g, "\r\n");
 }

@@ -164,7 +164,14 @@ export const hmpCommands: HmpCommand[] = [
   info("hotpluggable-cpus", (_a, ctx) => String(qmp(ctx, "query-hotpluggable-cpus"))),
   fixed("cpus", ""),
   // What -M none answers: no CPUs, buses, interrupts, ROMs or network.
-  fixed("mtree", "address-space: memory\n  0000000000000000-ffffffffffffffff (prio 0, i/o): system\n\naddress-space: I/O\n  0000000000000000-000000000000ffff (prio 0, i/o): io\n\n"),
+  {
+    // The address spaces of -M none; -f shows their flat views instead.
+    name: "info mtree",
+    run: (args) =>
+      /(^|\s)-f/.test(args)
+        ? 'FlatView #0\n AS "memory", root: system\n Root memory region: (none)\n  No rendered FlatView\n\nFlatView #1\n AS "I/O", root: io\n Root memory region: io\n  0000000000000000-000000000000ffff (prio 0, i/o): io\n\n'
+        : "address-space: memory\n  0000000000000000-ffffffffffffffff (prio 0, i/o): system\n\naddress-space: I/O\n  0000000000000000-000000000000ffff (prio 0, i/o): io\n\n",
+  },
   fixed("qtree", "bus: main-system-bus\n  type System\n"),
   fixed("registers", "No CPU available\n"),
   fixed("lapic", "No CPU available\n"),

@@ -96,4 +96,28 @@ describe.skipIf(!hasQemuSystem)("HMP commands against QEMU 7.2", { timeout: 60_0
     const { ours, theirs } = await differential({ steps });
     steps.forEach((s, i) => expect(ours.replies[i], s[0]).toEqual(theirs.replies[i]));
   });
+
+  it("commands without parameters refuse extra words, aliases named as QEMU names them", async () => {
+    const steps: [string][] = [
+      ["hmp info status extra"],
+      ["hmp info version x"],
+      ["hmp info name x"],
+      ["hmp info kvm x"],
+      ["hmp info jobs x"],
+      ["hmp info block-jobs x"],
+      ["hmp info cpus x"],
+      ["hmp stop x"],
+      ["hmp cont x"],
+      ["hmp system_reset x"],
+      ["hmp info snapshots x"],
+      ["hmp info uuid x"],
+      ["hmp info chardev x"],
+      ["hmp info migrate x"],
+      ["hmp info mtree -f"],
+      ["hmp migrate_cancel x"],
+      ["hmp nmi x"],
+    ];
+    const { ours, theirs } = await differential({ steps });
+    steps.forEach((s, i) => expect(ours.replies[i], s[0]).toEqual(theirs.replies[i]));
+  });
 });

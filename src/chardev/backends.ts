@@ -7,7 +7,7 @@
  */
 import * as fs from "node:fs";
 import { genericError } from "../core/error.ts";
-import { strerror } from "./errno.ts";
+import { strerror } from "../core/errno.ts";
 import { DEFAULT_RINGBUF_SIZE, RingBuffer, validRingbufSize } from "./ringbuf.ts";
 import { SocketChardev, type SocketAddr } from "./socket.ts";
 

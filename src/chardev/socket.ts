@@ -16,7 +16,7 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as nodePath from "node:path";
 import { genericError } from "../core/error.ts";
-import { strerror } from "./errno.ts";
+import { strerror } from "../core/errno.ts";
 
 /** SocketAddress, flattened (QAPI's SocketAddressLegacy without its data wrappers). */
 export type SocketAddr =

@@ -18,6 +18,7 @@ import { describeListener, type Chardev } from "./chardev.ts";
 import { isDaemonChild, signalReady, spawnDaemon } from "./daemonize.ts";
 import { connectOut, FdListener, socketFromFd, stdioTransport } from "./transports.ts";
 import { QtestServer, qtestSession } from "./qtest.ts";
+import { strerror } from "../core/errno.ts";
 
 export interface ProcessIo {
   stdout: (text: string) => void;
@@ -30,23 +31,6 @@ export interface SelfCommand {
   args: string[];
 }
 
-const ERRNO_TEXT: Record<string, string> = {
-  ENOENT: "No such file or directory",
-  EADDRINUSE: "Address already in use",
-  EACCES: "Permission denied",
-  ECONNREFUSED: "Connection refused",
-  ENOTDIR: "Not a directory",
-  EINVAL: "Invalid argument",
-  EADDRNOTAVAIL: "Cannot assign requested address",
-  EBADF: "Bad file descriptor",
-  ENOTSOCK: "Socket operation on non-socket",
-  ENAMETOOLONG: "File name too long",
-};
-
-function strerror(e: unknown): string {
-  const code = (e as { code?: string }).code;
-  return (code && ERRNO_TEXT[code]) || (e instanceof Error ? e.message : String(e));
-}
 
 /** A QmpError's text, else the error's message. */
 function errorDesc(e: unknown): string {

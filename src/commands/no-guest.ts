@@ -7,7 +7,7 @@
  */
 import * as fs from "node:fs";
 import { QmpError, genericError } from "../core/error.ts";
-import { strerror } from "../chardev/errno.ts";
+import { strerror } from "../core/errno.ts";
 import { defineCommand, type CommandDef } from "./command.ts";
 import type { HmpCommand } from "./hmp-command.ts";
 import { failing } from "./no-devices.ts";

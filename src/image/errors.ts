@@ -7,19 +7,20 @@
  * the block layer reports them by errno (BLOCK_IO_ERROR, job error text).
  */
 import { QmpError } from "../core/error.ts";
+import { STRERROR } from "../core/errno.ts";
 
 /** errno names we raise, with the strerror text QEMU prints for them. */
 export const ERRNO_TEXT = {
-  EIO: "Input/output error",
-  EINVAL: "Invalid argument",
-  ENOSPC: "No space left on device",
-  EPERM: "Operation not permitted",
-  EACCES: "Permission denied",
-  EROFS: "Read-only file system",
-  EFBIG: "File too large",
-  ENOTSUP: "Operation not supported",
-  ENOENT: "No such file or directory",
-  EBUSY: "Device or resource busy",
+  EIO: STRERROR.EIO!,
+  EINVAL: STRERROR.EINVAL!,
+  ENOSPC: STRERROR.ENOSPC!,
+  EPERM: STRERROR.EPERM!,
+  EACCES: STRERROR.EACCES!,
+  EROFS: STRERROR.EROFS!,
+  EFBIG: STRERROR.EFBIG!,
+  ENOTSUP: STRERROR.ENOTSUP!,
+  ENOENT: STRERROR.ENOENT!,
+  EBUSY: STRERROR.EBUSY!,
 } as const;
 
 export type Errno = keyof typeof ERRNO_TEXT;

@@ -3,6 +3,7 @@
  * When a driver only has an errno, the message is glibc's strerror text,
  * which is what QEMU shows in BLOCK_JOB_COMPLETED.error and query-jobs.
  */
+import { STRERROR } from "../core/errno.ts";
 
 export const EPERM = 1;
 export const ENOENT = 2;
@@ -21,29 +22,17 @@ export const ERANGE = 34;
 export const ENOTSUP = 95;
 export const ECANCELED = 125;
 
-const STRERROR: Record<number, string> = {
-  [EPERM]: "Operation not permitted",
-  [ENOENT]: "No such file or directory",
-  [EIO]: "Input/output error",
-  [E2BIG]: "Argument list too long",
-  [EAGAIN]: "Resource temporarily unavailable",
-  [ENOMEM]: "Cannot allocate memory",
-  [EACCES]: "Permission denied",
-  [EBUSY]: "Device or resource busy",
-  [EEXIST]: "File exists",
-  [EINVAL]: "Invalid argument",
-  [EFBIG]: "File too large",
-  [ENOSPC]: "No space left on device",
-  [EROFS]: "Read-only file system",
-  [ERANGE]: "Numerical result out of range",
-  [ENOTSUP]: "Operation not supported",
-  [ECANCELED]: "Operation canceled",
+/** errno numbers (Linux) to their names, for the core table's texts. */
+const NAMES: Record<number, string> = {
+  [EPERM]: "EPERM", [ENOENT]: "ENOENT", [EIO]: "EIO", [E2BIG]: "E2BIG", [EAGAIN]: "EAGAIN", [ENOMEM]: "ENOMEM",
+  [EACCES]: "EACCES", [EBUSY]: "EBUSY", [EEXIST]: "EEXIST", [EINVAL]: "EINVAL", [EFBIG]: "EFBIG", [ENOSPC]: "ENOSPC",
+  [EROFS]: "EROFS", [ERANGE]: "ERANGE", [ENOTSUP]: "ENOTSUP", [ECANCELED]: "ECANCELED",
 };
 
 /** glibc's text for a (positive or negative) errno. */
 export function strerror(errno: number): string {
   const e = Math.abs(errno);
-  return STRERROR[e] ?? `Unknown error ${e}`;
+  return STRERROR[NAMES[e] ?? ""] ?? `Unknown error ${e}`;
 }
 
 /**

@@ -5,6 +5,7 @@
  * under its export name. Deleting an export drops it from the server at
  * once; BLOCK_EXPORT_DELETED goes out when its last client has gone.
  */
+import { STRERROR, strerror } from "../core/errno.ts";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
@@ -260,20 +261,14 @@ function checkNewUser(node: BlockNode, perm: number): void {
 
 function listenError(addr: NbdAddress, e: unknown): Error {
   const code = (e as { code?: string }).code;
-  const text: Record<string, string> = {
-    EADDRINUSE: "Address already in use",
-    EACCES: "Permission denied",
-    EADDRNOTAVAIL: "Cannot assign requested address",
-    ENOENT: "No such file or directory",
-  };
   if (addr.type === "unix" && code === "EACCES" && !fs.existsSync(path.dirname(addr.path))) {
-    return genericError(`Failed to bind socket to ${addr.path}: No such file or directory`);
+    return genericError(`Failed to bind socket to ${addr.path}: ${STRERROR.ENOENT}`);
   }
-  if (addr.type === "unix") return genericError(`Failed to bind socket to ${addr.path}: ${text[code ?? ""] ?? String(e)}`);
+  if (addr.type === "unix") return genericError(`Failed to bind socket to ${addr.path}: ${strerror(e)}`);
   if (code === "ENOTFOUND" || code === "EAI_AGAIN") {
     return genericError(`address resolution failed for ${addr.host}:${addr.port}: Name or service not known`);
   }
-  return genericError(`Failed to find an available port: ${text[code ?? ""] ?? String(e)}`);
+  return genericError(`Failed to find an available port: ${strerror(e)}`);
 }
 
 /** Checks QEMU makes when creating the export types we hold but do not serve. */
@@ -282,7 +277,7 @@ const EXPORT_CREATE_CHECKS: Record<Exclude<ExportType, "nbd">, (o: ExportOptions
     try {
       fs.statSync(o.mountpoint!);
     } catch (e) {
-      const text = (e as { code?: string }).code === "EACCES" ? "Permission denied" : "No such file or directory";
+      const text = (e as { code?: string }).code === "EACCES" ? STRERROR.EACCES : STRERROR.ENOENT;
       throw genericError(`Failed to stat '${o.mountpoint}': ${text}`);
     }
   },
@@ -300,7 +295,7 @@ async function holdUnixSocket(socketPath: string): Promise<() => Promise<void>> 
     srv.once("error", reject);
     srv.listen(socketPath, () => resolve());
   }).catch((e) => {
-    throw genericError(`Failed to bind socket to ${socketPath}: ${(e as { code?: string }).code === "EADDRINUSE" ? "Address already in use" : "No such file or directory"}`);
+    throw genericError(`Failed to bind socket to ${socketPath}: ${(e as { code?: string }).code === "EADDRINUSE" ? STRERROR.EADDRINUSE : STRERROR.ENOENT}`);
   });
   return () => new Promise<void>((r) => srv.close(() => r()));
 }

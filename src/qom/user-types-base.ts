@@ -59,18 +59,5 @@ export function failedWhenCompleting(e: unknown): boolean {
   return typeof e === "object" && e !== null && completionErrors.has(e);
 }
 
-/** strerror() texts for the errno codes file opens commonly fail with. */
-const STRERROR: Record<string, string> = {
-  ENOENT: "No such file or directory",
-  EACCES: "Permission denied",
-  EISDIR: "Is a directory",
-  ENOTDIR: "Not a directory",
-  ELOOP: "Too many levels of symbolic links",
-  ENAMETOOLONG: "File name too long",
-};
-
-export function strerror(e: unknown): string {
-  const code = (e as NodeJS.ErrnoException).code ?? "";
-  return STRERROR[code] ?? (e as Error).message;
-}
+export { strerror } from "../core/errno.ts";
 

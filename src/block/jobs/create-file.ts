@@ -4,7 +4,7 @@
  */
 import * as fs from "node:fs";
 import { genericError } from "../../core/error.ts";
-import { ERRNO_TEXT } from "../../image/errors.ts";
+import { strerror } from "../../core/errno.ts";
 
 export interface CreateFileRequest {
   filename: string;
@@ -13,13 +13,6 @@ export interface CreateFileRequest {
   preallocation?: "off" | "metadata" | "falloc" | "full";
 }
 
-function strerror(e: unknown): string {
-  const code = (e as NodeJS.ErrnoException | undefined)?.code;
-  if (code && code in ERRNO_TEXT) return ERRNO_TEXT[code as keyof typeof ERRNO_TEXT];
-  if (code === "EISDIR") return "Is a directory";
-  if (code === "ENOTDIR") return "Not a directory";
-  return (e as Error)?.message ?? String(e);
-}
 
 const ZEROS = new Uint8Array(1 << 20);
 

@@ -10,13 +10,23 @@ import { isQmpError, type QmpError } from "../core/error.ts";
 import { parseQemuOpts } from "../core/qemu-opts.ts";
 import { nestKeyval } from "../block/index.ts";
 import { isImageIoError } from "../image/errors.ts";
-import type { CommandContext, CommandDef } from "./command.ts";
+import type { CommandDef } from "./command.ts";
 import type { HmpCommand } from "./hmp-command.ts";
-import { HmpReport, hmpVerb } from "./hmp-args.ts";
+import { HmpReport, hmpVerb, runQmp, type HmpArgs } from "./hmp-args.ts";
 
-function qmp(ctx: CommandContext, name: string, args: Record<string, unknown>): unknown {
-  const cmd = ctx.emu.commands.get(name) as CommandDef;
-  return cmd.handler(args, ctx);
+
+/**
+ * The words drive_backup and drive_mirror share ([-n] [-f] ... device target
+ * [format]) as their QMP arguments: -f copies the whole chain, -n reuses the file.
+ */
+function copyTarget(a: HmpArgs, options: string) {
+  const flags = a.flags(options);
+  const device = a.device();
+  const target = a.str();
+  const format = a.optionalStr();
+  a.end();
+  const sync = flags.has("f") ? "full" : "top";
+  return { flags, args: { device, target, format, sync, mode: flags.has("n") ? "existing" : "absolute-paths" } };
 }
 
 /** Drops absent optional members, as QAPI does for has_x = false. */
@@ -44,40 +54,17 @@ export const hmpCommands: HmpCommand[] = [
     const device = a.device();
     const size = a.size();
     a.end();
-    await qmp(ctx, "block_resize", { device, size });
+    await runQmp(ctx, "block_resize", { device, size });
   }),
 
   hmpVerb("drive_backup", async (a, ctx) => {
-    const f = a.flags("nfc");
-    const device = a.device();
-    const target = a.str();
-    const format = a.optionalStr();
-    a.end();
-    await qmp(
-      ctx,
-      "drive-backup",
-      present({
-        device,
-        target,
-        format,
-        sync: f.has("f") ? "full" : "top",
-        mode: f.has("n") ? "existing" : "absolute-paths",
-        compress: f.has("c") ? true : undefined,
-      }),
-    );
+    const { flags, args } = copyTarget(a, "nfc");
+    await runQmp(ctx, "drive-backup", present({ ...args, compress: flags.has("c") ? true : undefined }));
   }),
 
   hmpVerb("drive_mirror", async (a, ctx) => {
-    const f = a.flags("nf");
-    const device = a.device();
-    const target = a.str();
-    const format = a.optionalStr();
-    a.end();
-    await qmp(
-      ctx,
-      "drive-mirror",
-      present({ device, target, format, sync: f.has("f") ? "full" : "top", mode: f.has("n") ? "existing" : "absolute-paths", unmap: true }),
-    );
+    const { args } = copyTarget(a, "nf");
+    await runQmp(ctx, "drive-mirror", present({ ...args, unmap: true }));
   }),
 
   hmpVerb("snapshot_blkdev", async (a, ctx) => {
@@ -88,7 +75,7 @@ export const hmpCommands: HmpCommand[] = [
     a.end();
     // QEMU reserves a missing file for internal snapshots some day; today it is required.
     if (file === undefined) throw new QmpErrorText("Parameter 'snapshot-file' is missing");
-    await qmp(ctx, "blockdev-snapshot-sync", present({ device, "snapshot-file": file, format, mode: reuse ? "existing" : "absolute-paths" }));
+    await runQmp(ctx, "blockdev-snapshot-sync", present({ device, "snapshot-file": file, format, mode: reuse ? "existing" : "absolute-paths" }));
   }),
 
   hmpVerb("block_stream", async (a, ctx) => {
@@ -96,7 +83,7 @@ export const hmpCommands: HmpCommand[] = [
     const speed = a.optionalSize();
     const base = a.optionalStr();
     a.end();
-    await qmp(ctx, "block-stream", present({ "job-id": device, device, base, speed, "on-error": "report" }));
+    await runQmp(ctx, "block-stream", present({ "job-id": device, device, base, speed, "on-error": "report" }));
   }),
 
   hmpVerb("commit", async (a, { emu }) => {
@@ -152,7 +139,7 @@ export const hmpCommands: HmpCommand[] = [
     a.end();
     const block = ctx.emu.block;
     try {
-      if (block.findNode(id)) await qmp(ctx, "blockdev-del", { "node-name": id });
+      if (block.findNode(id)) await runQmp(ctx, "blockdev-del", { "node-name": id });
       else await block.deleteDrive(id);
     } catch (e) {
       if (isQmpError(e)) throw new HmpReport(e.desc);

@@ -10,6 +10,7 @@ import type { ChardevBackend } from "../chardev/backends.ts";
 import { openChardevNamed, ringbufRead, ringbufWrite } from "./chardev.ts";
 import type { CommandContext, CommandDef } from "./command.ts";
 import type { HmpCommand } from "./hmp-command.ts";
+import { runQmp } from "./hmp-args.ts";
 
 /** The "chardev" option group's keys (qemu_chardev_opts), by QemuOpts type. */
 const BOOL_KEYS = new Set([
@@ -185,9 +186,6 @@ function withStrings(name: string, n: number, run: (args: string[], ctx: Command
   return { name, run: wrapped };
 }
 
-function qmp(ctx: CommandContext, name: string, args: Record<string, unknown>): unknown {
-  return (ctx.emu.commands.get(name) as CommandDef).handler(args, ctx);
-}
 
 /** Opts parsing: warnings first, then either its failure or the work's output. */
 async function withOpts(text: string, work: (o: Opts, warnings: string[]) => Promise<string>): Promise<string> {
@@ -232,12 +230,12 @@ export const hmpCommands: HmpCommand[] = [
     withOpts(args!, async (o, warnings) => {
       if (o.has("id")) throw genericError("Unexpected 'id' parameter");
       const backend = backendFrom(o, undefined, warnings);
-      const { pty } = (await qmp(ctx, "chardev-change", { id, backend })) as { pty?: string };
+      const { pty } = (await runQmp(ctx, "chardev-change", { id, backend })) as { pty?: string };
       return pty === undefined ? "" : `char device redirected to ${pty} (label ${id})\n`;
     }),
   ),
-  withStrings("chardev-remove", 1, async ([id], ctx) => (await qmp(ctx, "chardev-remove", { id }), "")),
-  withStrings("chardev-send-break", 1, async ([id], ctx) => (await qmp(ctx, "chardev-send-break", { id }), "")),
+  withStrings("chardev-remove", 1, async ([id], ctx) => (await runQmp(ctx, "chardev-remove", { id }), "")),
+  withStrings("chardev-send-break", 1, async ([id], ctx) => (await runQmp(ctx, "chardev-send-break", { id }), "")),
   withStrings("ringbuf_write", 2, ([device, data], ctx) => (ringbufWrite(ctx.emu, device!, data!), "")),
   {
     name: "ringbuf_read",

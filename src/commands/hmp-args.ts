@@ -4,7 +4,7 @@
  * failure prints the command's complaint followed by where to find help.
  */
 import { QmpError } from "../core/error.ts";
-import type { CommandContext } from "./command.ts";
+import type { CommandContext, CommandDef } from "./command.ts";
 import type { HmpCommand } from "./hmp-command.ts";
 
 /** A parse failure: QEMU prints the message, then where to find help. */
@@ -67,6 +67,14 @@ export class HmpArgs {
   /** An optional string ('s?'): absent only at the end of the line. */
   optionalStr(): string | undefined {
     return this.atEnd() ? undefined : this.str();
+  }
+
+  /** A 'b' argument: exactly `on` or `off`. */
+  onOff(): boolean {
+    const word = this.atEnd() ? undefined : /^\S+/.exec(this.rest)![0];
+    if (word !== "on" && word !== "off") throw new HmpSyntaxError("Expected 'on' or 'off'");
+    this.rest = this.rest.slice(word.length);
+    return word === "on";
   }
 
   /** A size in bytes, default unit MiB (qemu_strtosz_MiB), at most INT64_MAX ('o'). */
@@ -253,6 +261,11 @@ export function parseSizeMiB(text: string): { value: number; length: number } | 
   const value = (base << BigInt(shift)) + BigInt(Math.trunc(fraction * 2 ** shift));
   if (value > 0x7fffffffffffffffn) return null;
   return { value: Number(value), length: whole!.length };
+}
+
+/** Runs a QMP command's handler for an HMP command (arguments already in QMP's shape). */
+export function runQmp(ctx: CommandContext, name: string, args: Record<string, unknown> = {}): unknown {
+  return (ctx.emu.commands.get(name) as CommandDef).handler(args, ctx);
 }
 
 /**

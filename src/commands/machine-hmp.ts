@@ -5,21 +5,10 @@
  * and have nothing to act on without a CPU (cpu, boot_set, stopcapture, sum).
  */
 import { genericError } from "../core/error.ts";
-import type { CommandContext, CommandDef } from "./command.ts";
+import type { CommandDef } from "./command.ts";
 import type { HmpCommand } from "./hmp-command.ts";
-import { HmpSyntaxError, hmpVerb, type HmpArgs } from "./hmp-args.ts";
+import { hmpVerb, runQmp } from "./hmp-args.ts";
 
-function qmp(ctx: CommandContext, name: string, args: Record<string, unknown> = {}): unknown {
-  return (ctx.emu.commands.get(name) as CommandDef).handler(args, ctx);
-}
-
-/** A 'b' argument: exactly on or off. */
-function onOff(a: HmpArgs): boolean {
-  const word = a.optionalStr();
-  if (word === "on") return true;
-  if (word === "off") return false;
-  throw new HmpSyntaxError("Expected 'on' or 'off'");
-}
 
 const WATCHDOG_ACTIONS = ["reset", "shutdown", "poweroff", "pause", "debug", "none", "inject-nmi"];
 
@@ -28,48 +17,48 @@ export const commands: CommandDef[] = [];
 export const hmpCommands: HmpCommand[] = [
   hmpVerb("set_link", (a, ctx) => {
     const name = a.str();
-    const up = onOff(a);
+    const up = a.onOff();
     a.end();
-    qmp(ctx, "set_link", { name, up });
+    runQmp(ctx, "set_link", { name, up });
   }),
   hmpVerb("netdev_del", (a, ctx) => {
     const id = a.str();
     a.end();
-    qmp(ctx, "netdev_del", { id });
+    runQmp(ctx, "netdev_del", { id });
   }),
   hmpVerb("device_del", (a, ctx) => {
     const id = a.str();
     a.end();
-    qmp(ctx, "device_del", { id });
+    runQmp(ctx, "device_del", { id });
   }),
   hmpVerb("getfd", (a, ctx) => {
     const fdname = a.str();
     a.end();
-    qmp(ctx, "getfd", { fdname });
+    runQmp(ctx, "getfd", { fdname });
   }),
   hmpVerb("closefd", (a, ctx) => {
     const fdname = a.str();
     a.end();
-    qmp(ctx, "closefd", { fdname });
+    runQmp(ctx, "closefd", { fdname });
   }),
   hmpVerb("balloon", (a, ctx) => {
     const value = a.mebibytes();
     a.end();
-    qmp(ctx, "balloon", { value });
+    runQmp(ctx, "balloon", { value });
   }),
   hmpVerb("system_wakeup", (a, ctx) => {
     a.end();
-    qmp(ctx, "system_wakeup");
+    runQmp(ctx, "system_wakeup");
   }),
   hmpVerb("nmi", (a, ctx) => {
     a.end();
-    qmp(ctx, "inject-nmi");
+    runQmp(ctx, "inject-nmi");
   }),
   hmpVerb("watchdog_action", (a, ctx) => {
     const action = a.str();
     a.end();
     if (!WATCHDOG_ACTIONS.includes(action)) throw genericError(`invalid parameter value: ${action}`);
-    qmp(ctx, "watchdog-set-action", { action });
+    runQmp(ctx, "watchdog-set-action", { action });
   }),
   hmpVerb("cpu", (a) => {
     a.int32();

@@ -6,13 +6,10 @@
  */
 import { genericError } from "../core/error.ts";
 import { MIGRATION_CAPABILITIES, MIGRATION_STATUSES } from "../machine-extra/migration.ts";
-import type { CommandContext, CommandDef } from "./command.ts";
+import type { CommandDef } from "./command.ts";
 import type { HmpCommand } from "./hmp-command.ts";
-import { HmpSyntaxError, hmpVerb, parseSizeMiB } from "./hmp-args.ts";
+import { hmpVerb, parseSizeMiB, runQmp } from "./hmp-args.ts";
 
-function qmp(ctx: CommandContext, name: string, args: Record<string, unknown> = {}): unknown {
-  return (ctx.emu.commands.get(name) as CommandDef).handler(args, ctx);
-}
 
 /** qapi_enum_parse's complaint. */
 const invalidValue = (v: string) => genericError(`invalid parameter value: ${v}`);
@@ -85,43 +82,36 @@ function parseParameter(name: string, kind: Kind, text: string): unknown {
   }
 }
 
-/** A 'b' argument: exactly on or off. */
-function onOff(word: string | undefined): boolean {
-  if (word === "on") return true;
-  if (word === "off") return false;
-  throw new HmpSyntaxError("Expected 'on' or 'off'");
-}
-
 export const hmpCommands: HmpCommand[] = [
   hmpVerb("migrate_cancel", (a, ctx) => {
     a.end();
-    qmp(ctx, "migrate_cancel");
+    runQmp(ctx, "migrate_cancel");
   }),
   hmpVerb("migrate_continue", (a, ctx) => {
     const state = a.str();
     a.end();
     if (!(MIGRATION_STATUSES as readonly string[]).includes(state)) throw invalidValue(state);
-    qmp(ctx, "migrate-continue", { state });
+    runQmp(ctx, "migrate-continue", { state });
   }),
   hmpVerb("migrate_pause", (a, ctx) => {
     a.end();
-    qmp(ctx, "migrate-pause");
+    runQmp(ctx, "migrate-pause");
   }),
   hmpVerb("migrate_recover", (a, ctx) => {
     const uri = a.str();
     a.end();
-    qmp(ctx, "migrate-recover", { uri });
+    runQmp(ctx, "migrate-recover", { uri });
   }),
   hmpVerb("migrate_start_postcopy", (a, ctx) => {
     a.end();
-    qmp(ctx, "migrate-start-postcopy");
+    runQmp(ctx, "migrate-start-postcopy");
   }),
   hmpVerb("migrate_set_capability", (a, ctx) => {
     const capability = a.str();
-    const state = onOff(a.optionalStr());
+    const state = a.onOff();
     a.end();
     if (!(MIGRATION_CAPABILITIES as readonly string[]).includes(capability)) throw invalidValue(capability);
-    qmp(ctx, "migrate-set-capabilities", { capabilities: [{ capability, state }] });
+    runQmp(ctx, "migrate-set-capabilities", { capabilities: [{ capability, state }] });
   }),
   hmpVerb("migrate_set_parameter", (a, ctx) => {
     const name = a.str();
@@ -129,6 +119,6 @@ export const hmpCommands: HmpCommand[] = [
     a.end();
     const kind = PARAMETER_KINDS[name];
     if (!kind) throw invalidValue(name);
-    qmp(ctx, "migrate-set-parameters", { [name]: parseParameter(name, kind, text) });
+    runQmp(ctx, "migrate-set-parameters", { [name]: parseParameter(name, kind, text) });
   }),
 ];

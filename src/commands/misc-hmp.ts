@@ -10,6 +10,7 @@ import { resolvePath, type QomObject } from "../qom/object.ts";
 import { serialize } from "../json/writer.ts";
 import type { CommandContext, CommandDef } from "./command.ts";
 import type { HmpCommand } from "./hmp-command.ts";
+import { runQmp } from "./hmp-args.ts";
 
 type Run = (args: string, ctx: CommandContext) => string | Promise<string>;
 
@@ -25,10 +26,6 @@ function reportingErrors(run: Run): Run {
   };
 }
 
-function qmp(ctx: CommandContext, name: string, args: Record<string, unknown> = {}): unknown {
-  const cmd = ctx.emu.commands.get(name) as CommandDef;
-  return cmd.handler(args, ctx);
-}
 
 /** QEMU's argument-parser complaint: the command's own name, then where to get help. */
 const usage = (name: string, problem: string, helpTopic = name) =>
@@ -117,7 +114,7 @@ function words(args: string): string[] {
 
 export const hmpCommands: HmpCommand[] = [
   info("iothreads", (_a, ctx) =>
-    (qmp(ctx, "query-iothreads") as Record<string, number | string>[])
+    (runQmp(ctx, "query-iothreads") as Record<string, number | string>[])
       .map(
         (t) =>
           `${t.id}:\n  thread_id=${t["thread-id"]}\n  poll-max-ns=${t["poll-max-ns"]}\n  poll-grow=${t["poll-grow"]}\n  poll-shrink=${t["poll-shrink"]}\n  aio-max-batch=${t["aio-max-batch"]}\n`,
@@ -125,7 +122,7 @@ export const hmpCommands: HmpCommand[] = [
       .join(""),
   ),
   info("chardev", (_a, ctx) =>
-    (qmp(ctx, "query-chardev") as { label: string; filename: string }[]).map((c) => `${c.label}: filename=${c.filename}\n`).join(""),
+    (runQmp(ctx, "query-chardev") as { label: string; filename: string }[]).map((c) => `${c.label}: filename=${c.filename}\n`).join(""),
   ),
   fixed(
     "migrate",
@@ -151,7 +148,7 @@ export const hmpCommands: HmpCommand[] = [
     },
   },
   info("memdev", (_a, ctx) =>
-    (qmp(ctx, "query-memdev") as Record<string, any>[])
+    (runQmp(ctx, "query-memdev") as Record<string, any>[])
       .map(
         (m) =>
           `memory backend: ${m.id}\n  size:  ${m.size}\n  merge: ${m.merge}\n  dump: ${m.dump}\n  prealloc: ${m.prealloc}\n  share: ${m.share}\n` +
@@ -160,8 +157,8 @@ export const hmpCommands: HmpCommand[] = [
       )
       .join("") + "\n",
   ),
-  info("balloon", (_a, ctx) => String(qmp(ctx, "query-balloon"))),
-  info("hotpluggable-cpus", (_a, ctx) => String(qmp(ctx, "query-hotpluggable-cpus"))),
+  info("balloon", (_a, ctx) => String(runQmp(ctx, "query-balloon"))),
+  info("hotpluggable-cpus", (_a, ctx) => String(runQmp(ctx, "query-hotpluggable-cpus"))),
   fixed("cpus", ""),
   // What -M none answers: no CPUs, buses, interrupts, ROMs or network.
   {
@@ -256,10 +253,10 @@ export const hmpCommands: HmpCommand[] = [
     run: reportingErrors((args, ctx) => {
       const [id] = words(args);
       if (id === undefined) return usage("object_del", "string expected");
-      qmp(ctx, "object-del", { id });
+      runQmp(ctx, "object-del", { id });
       return "";
     }),
   },
-  { name: "system_reset", run: reportingErrors((_a, ctx) => (qmp(ctx, "system_reset"), "")) },
-  { name: "system_powerdown", run: reportingErrors((_a, ctx) => (qmp(ctx, "system_powerdown"), "")) },
+  { name: "system_reset", run: reportingErrors((_a, ctx) => (runQmp(ctx, "system_reset"), "")) },
+  { name: "system_powerdown", run: reportingErrors((_a, ctx) => (runQmp(ctx, "system_powerdown"), "")) },
 ];

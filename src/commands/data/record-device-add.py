@@ -2,23 +2,13 @@
 """Records how qemu-system-x86_64 -M none (7.2) refuses device_add for every
 device type and qdev alias: writes device-add.ts beside this script.
 Usage: record-device-add.py [path to QEMU source for the alias table]"""
-import json, os, re, socket, subprocess, sys, tempfile, time, collections
+import collections, json, os, re, sys
+from qemu_qmp import start_qemu
 
 src = sys.argv[1] if len(sys.argv) > 1 else "/work/qemu-src/src"
 aliases = sorted(set(re.findall(r'\{ "([^"]+)", "([^"]+)"(?:, QEMU_ARCH_[A-Z_|]+)? \}',
                                 open(os.path.join(src, "softmmu/qdev-monitor.c")).read())), key=lambda p: p[1])
-d = tempfile.mkdtemp()
-sock = os.path.join(d, "q.sock")
-p = subprocess.Popen(["qemu-system-x86_64", "-M", "none", "-nodefaults", "-display", "none",
-                      "-qmp", f"unix:{sock},server=on,wait=on"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-while not os.path.exists(sock): time.sleep(0.02)
-s = socket.socket(socket.AF_UNIX); s.connect(sock); f = s.makefile("rwb"); f.readline()
-def cmd(c, a=None):
-    f.write(json.dumps({"execute": c, **({"arguments": a} if a else {})}).encode() + b"\n"); f.flush()
-    while True:
-        r = json.loads(f.readline())
-        if "event" not in r: return r
-cmd("qmp_capabilities")
+p, cmd = start_qemu()
 types = sorted(t["name"] for t in cmd("qom-list-types", {"implements": "device", "abstract": True})["return"])
 by_msg = collections.defaultdict(list)
 for t in types:

@@ -3,20 +3,10 @@
 trace-event-get-state lists them for "*", into trace-events.ts beside this
 script: the names front-coded (each line: one character giving the length
 shared with the previous name, '0' + n, then the rest), gzipped, base64."""
-import base64, gzip, json, os, socket, subprocess, tempfile, time
+import base64, gzip, json, os
+from qemu_qmp import start_qemu
 
-d = tempfile.mkdtemp()
-sock = os.path.join(d, "q.sock")
-p = subprocess.Popen(["qemu-system-x86_64", "-M", "none", "-nodefaults", "-display", "none",
-                      "-qmp", f"unix:{sock},server=on,wait=on"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-while not os.path.exists(sock): time.sleep(0.02)
-s = socket.socket(socket.AF_UNIX); s.connect(sock); f = s.makefile("rwb"); f.readline()
-def cmd(c, a=None):
-    f.write(json.dumps({"execute": c, **({"arguments": a} if a else {})}).encode() + b"\n"); f.flush()
-    while True:
-        r = json.loads(f.readline())
-        if "event" not in r: return r
-cmd("qmp_capabilities")
+p, cmd = start_qemu()
 events = cmd("trace-event-get-state", {"name": "*"})["return"]
 p.kill()
 lines, prev = [], ""

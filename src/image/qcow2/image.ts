@@ -461,9 +461,15 @@ export class Qcow2Image implements DiskImage {
    */
   deleteSnapshot(id?: string | null, name?: string | null): Promise<StoredSnapshot | null> {
     return this.lock.run(async () => {
-      if (this.readOnly || this.closed) throw ioError("EPERM");
+      if (this.closed) throw ioError("EPERM");
       const index = findSnapshotIndex(this.snapshotList, id, name);
       if (index < 0) return null;
+      if (this.readOnly) {
+        // qcow2_snapshot_delete drops the entry from its list before the table
+        // write fails, and does not put it back: QEMU lists it no more.
+        this.snapshotList = this.snapshotList.filter((_, k) => k !== index);
+        throw ioError("EPERM");
+      }
       const cs = this.clusterSize;
       const sn = this.snapshotList[index]!;
       await this.writeback(true);
@@ -1013,16 +1019,11 @@ export class Qcow2Image implements DiskImage {
       const e = this.entry(table, l2i);
       const allocated = holdsHostCluster(e.kind);
       const drop = e.kind === Kind.Compressed || (unmap && allocated);
-      let hi = drop ? 0 : e.hi;
-      let lo = (drop ? 0 : e.lo) | OFLAG_ZERO_LO;
-      if (!drop && e.host && !e.copied && (await this.refcounts.get(e.host / cs)) !== 1) {
-        // Shared cluster: keep nothing of it.
-        this.releaseEntry(e);
-        hi = 0;
-        lo = OFLAG_ZERO_LO;
-      } else if (drop) {
-        this.releaseEntry(e);
-      }
+      // As QEMU's zero_in_l2_slice, a cluster shared with a snapshot keeps its
+      // reference (without COPIED); a later write copies it like any other.
+      const hi = drop ? 0 : e.hi;
+      const lo = (drop ? 0 : e.lo) | OFLAG_ZERO_LO;
+      if (drop) this.releaseEntry(e);
       if (hi === e.hi && lo === e.lo) continue;
       this.setL2(table, l2i, hi, lo);
     }

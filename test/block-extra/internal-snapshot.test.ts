@@ -16,6 +16,7 @@ const SETUP = [
   `qemu-img create -q -f raw r.raw 1M`,
   `qemu-img create -q -f qcow2 ro.qcow2 1M`,
   `qemu-img snapshot -c pre ro.qcow2`,
+  `qemu-img create -q -f qcow2 -o compat=0.10 v2.qcow2 1M`,
 ];
 
 /** Dates and guest clocks differ between runs (and between the two sides). */
@@ -52,6 +53,7 @@ describe.skipIf(!hasQemuSystem)("internal snapshots against QEMU 7.2", { timeout
         "if=none,id=raw0,file={dir}/r.raw,format=raw",
         "if=none,id=empty0",
         "if=none,id=ro0,file={dir}/ro.qcow2,format=qcow2,readonly=on",
+        "if=none,id=v2,file={dir}/v2.qcow2,format=qcow2",
       ],
       blockdev: ["driver=qcow2,node-name=n0,file.driver=file,file.filename={dir}/b.qcow2,file.node-name=f0"],
       steps: [
@@ -74,8 +76,12 @@ describe.skipIf(!hasQemuSystem)("internal snapshots against QEMU 7.2", { timeout
         del("ro0", { name: "pre" }),
         ["transaction", { actions: [{ type: "blockdev-snapshot-internal-sync", data: { device: "n0", name: "y" } }], properties: { "completion-mode": "grouped" } }],
         ["query-named-block-nodes", { flat: true }],
+        ["block_resize", { device: "v2", size: 2097152 }],
+        snap("v2", "s"),
+        ["block_resize", { device: "v2", size: 4194304 }],
+        ["hmp info snapshots"],
       ],
-      post: ["qemu-img check a.qcow2", "qemu-img snapshot -l a.qcow2", "qemu-img snapshot -l b.qcow2"],
+      post: ["qemu-img check v2.qcow2", "qemu-img snapshot -l v2.qcow2", "qemu-img check a.qcow2", "qemu-img snapshot -l a.qcow2", "qemu-img snapshot -l b.qcow2"],
     });
   });
 

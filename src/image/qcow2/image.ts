@@ -1241,6 +1241,8 @@ export class Qcow2Image implements DiskImage {
     return this.lock.run(async () => {
       if (this.readOnly) throw ioError("EPERM");
       if (size % 512) throw ioError("EINVAL", "The new size must be a multiple of 512");
+      // v2 snapshot entries need not record their disk size, so QEMU will not resize such an image.
+      if (this.snapshotList.length && this.header.version < 3) throw ioError("ENOTSUP", "Can't resize a v2 image which has snapshots");
       const cs = this.clusterSize;
       const span = cs * this.l2Entries;
       if (size < this.size) {

@@ -190,3 +190,32 @@ function vmSize(bytes: number): string {
   const t = sizeToStr(bytes);
   return t.endsWith(" ") ? `${t}B` : t;
 }
+
+/** g_date_time_format(local time, "%Y-%m-%d %H:%M:%S"), as bdrv_snapshot_dump prints dates. */
+export function localDateTime(sec: number): string {
+  const d = new Date(sec * 1000);
+  const two = (n: number) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
+}
+
+/** bdrv_image_info_dump's "Snapshot list:" section, from ImageInfo's SnapshotInfo list. */
+export function snapshotListDump(list: readonly Json[]): string {
+  let out = "Snapshot list:\n" + dumpHeader() + "\n";
+  for (const i of list) {
+    const s: StoredSnapshot = {
+      l1TableOffset: 0,
+      l1Size: 0,
+      id: i.id as string,
+      name: i.name as string,
+      dateSec: i["date-sec"] as number,
+      dateNsec: i["date-nsec"] as number,
+      vmClockNsec: (i["vm-clock-sec"] as number) * 1e9 + (i["vm-clock-nsec"] as number),
+      vmStateSize: i["vm-state-size"] as number,
+      diskSize: null,
+      icount: (i.icount as number | undefined) ?? null,
+      unknownExtra: new Uint8Array(0),
+    };
+    out += dumpLine(s, localDateTime) + "\n";
+  }
+  return out;
+}

@@ -11,7 +11,7 @@ import { resolveBackingPath } from "./paths.ts";
 import { permQapiList } from "./perms.ts";
 import { throttleInfo } from "./io-limits.ts";
 import { qdictOrder } from "../json/writer.ts";
-import { listSnapshots, snapshotInfo } from "./internal-snapshot.ts";
+import { listSnapshots, snapshotInfo, snapshotListDump } from "./internal-snapshot.ts";
 
 type Json = Record<string, unknown>;
 
@@ -203,6 +203,7 @@ function imageInfoDump(info: Json): string {
     s += "\n";
     if (info["backing-filename-format"] !== undefined) s += `backing file format: ${info["backing-filename-format"]}\n`;
   }
+  if (info.snapshots) s += snapshotListDump(info.snapshots as Json[]);
   const fs = info["format-specific"] as { data: Json } | undefined;
   if (fs) s += "Format specific information:\n" + dumpDict(1, fs.data);
   return s;

@@ -13,14 +13,8 @@ import { isImageIoError } from "../image/errors.ts";
 import type { CommandContext, CommandDef } from "./command.ts";
 import type { HmpCommand } from "./hmp-command.ts";
 import { HmpReport, hmpVerb } from "./hmp-args.ts";
-import { snapshotsReport } from "../block/internal-snapshot.ts";
+import { localDateTime, snapshotsReport } from "../block/internal-snapshot.ts";
 
-/** g_date_time_format(local, "%Y-%m-%d %H:%M:%S"). */
-function localDateTime(sec: number): string {
-  const d = new Date(sec * 1000);
-  const two = (n: number) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
-}
 
 function qmp(ctx: CommandContext, name: string, args: Record<string, unknown>): unknown {
   const cmd = ctx.emu.commands.get(name) as CommandDef;

@@ -91,7 +91,7 @@ export class Emulator {
   constructor(readonly options: EmulatorOptions = {}) {
     this.clock = options.clock === "virtual" ? new VirtualClock() : new RealClock();
     this.events = new EventBus(() => this.clock.wallTime());
-    this.machine = new Machine(this.events, options);
+    this.machine = new Machine(this.events, options, this.clock);
     this.jobs = new JobManager({ events: this.events, clock: this.clock });
     this.block = new BlockLayer({
       events: this.events,

@@ -39,10 +39,14 @@ export class Machine {
   readonly uuid: string;
   private quitRequested: ShutdownCause | undefined;
   private readonly quitListeners: ((cause: ShutdownCause) => void)[] = [];
+  /** QEMU_CLOCK_VIRTUAL: advances only while running (nanoseconds run before the current stretch, and its start). */
+  private ranNs = 0;
+  private runningSinceNs = 0;
 
   constructor(
     private readonly events: EventSink,
     opts: MachineOptions = {},
+    private readonly clock: { nowNs(): number } = { nowNs: () => Number(process.hrtime.bigint()) },
   ) {
     const v = opts.version ?? DEFAULT_QEMU_VERSION;
     this.version = {
@@ -52,6 +56,12 @@ export class Machine {
     this.name = opts.name;
     this.uuid = opts.uuid ?? "00000000-0000-0000-0000-000000000000";
     this.state = opts.startPaused ? "prelaunch" : "running";
+    this.runningSinceNs = this.clock.nowNs();
+  }
+
+  /** The guest's virtual clock in nanoseconds (QEMU_CLOCK_VIRTUAL without icount). */
+  vmClockNs(): number {
+    return this.ranNs + (this.state === "running" ? this.clock.nowNs() - this.runningSinceNs : 0);
   }
 
   get runState(): RunState {
@@ -65,6 +75,7 @@ export class Machine {
   /** `stop`: running → paused with a STOP event; other states are left alone. */
   stop(): void {
     if (this.state !== "running") return;
+    this.ranNs += this.clock.nowNs() - this.runningSinceNs;
     this.state = "paused";
     this.events.emit("STOP");
   }
@@ -72,6 +83,7 @@ export class Machine {
   /** `cont`: paused or prelaunch → running with a RESUME event. */
   cont(): void {
     if (this.state === "running") return;
+    this.runningSinceNs = this.clock.nowNs();
     this.state = "running";
     this.events.emit("RESUME");
   }

@@ -5,6 +5,10 @@
  * ./graph.ts.
  */
 import type { Extent } from "../image/types.ts";
+import type { Qcow2Image } from "../image/qcow2/image.ts";
+
+/** A format that keeps internal snapshots (qcow2's image). */
+export type InternalSnapshotStore = Pick<Qcow2Image, "snapshots" | "createSnapshot" | "deleteSnapshot">;
 import type { BdrvChild, BlockNode } from "./node.ts";
 import type { Fields } from "./options.ts";
 
@@ -62,6 +66,8 @@ export interface NodeDriver {
   /** The "file" string in BlockDeviceInfo when the node is a plain image. */
   filename(): string;
   imageInfo?(): DriverImageInfo;
+  /** Internal snapshots, for formats that have them (bdrv_snapshot_*). */
+  internalSnapshots?(): InternalSnapshotStore;
   /** Bytes of host storage (ImageInfo actual-size); undefined when unknown (blkdebug). */
   actualSize?(): number | undefined;
   /** The backing child is the one the image header names (so json: filenames leave it out). */

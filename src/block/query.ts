@@ -11,6 +11,7 @@ import { resolveBackingPath } from "./paths.ts";
 import { permQapiList } from "./perms.ts";
 import { throttleInfo } from "./io-limits.ts";
 import { qdictOrder } from "../json/writer.ts";
+import { listSnapshots, snapshotInfo, snapshotListDump } from "./internal-snapshot.ts";
 
 type Json = Record<string, unknown>;
 
@@ -41,6 +42,8 @@ export function imageInfo(node: BlockNode, flat: boolean): Json {
     out["full-backing-filename"] = resolveBackingPath(base, backingName);
     if (d["backing-filename-format"]) out["backing-filename-format"] = d["backing-filename-format"];
   }
+  const snapshots = listSnapshots(node);
+  if (snapshots.length) out.snapshots = snapshots.map(snapshotInfo);
   // A filter's filtered child shows up as its backing image, as in QEMU (kept for compatibility there).
   const below = node.cowOrFiltered;
   if (!flat && below) out["backing-image"] = imageInfo(below, false);
@@ -200,6 +203,7 @@ function imageInfoDump(info: Json): string {
     s += "\n";
     if (info["backing-filename-format"] !== undefined) s += `backing file format: ${info["backing-filename-format"]}\n`;
   }
+  if (info.snapshots) s += snapshotListDump(info.snapshots as Json[]);
   const fs = info["format-specific"] as { data: Json } | undefined;
   if (fs) s += "Format specific information:\n" + dumpDict(1, fs.data);
   return s;

@@ -13,6 +13,7 @@ import { isImageIoError } from "../image/errors.ts";
 import type { CommandDef } from "./command.ts";
 import type { HmpCommand } from "./hmp-command.ts";
 import { HmpReport, hmpVerb, runQmp, type HmpArgs } from "./hmp-args.ts";
+import { localDateTime, snapshotsReport } from "../block/internal-snapshot.ts";
 
 
 /**
@@ -34,22 +35,35 @@ const present = (o: Record<string, unknown>) => Object.fromEntries(Object.entrie
 
 export const commands: CommandDef[] = [];
 
-/** bdrv_can_snapshot: a writable image whose format keeps internal snapshots. */
-const canSnapshot = (n: BlockNode) => !n.readOnly && skipFilters(n).driverName === "qcow2";
-
 export const hmpCommands: HmpCommand[] = [
   {
-    // bdrv_all_find_vmstate_bs over the devices' images, then the monitor's own nodes.
+    // bdrv_first/bdrv_next order: the devices' images, then the monitor's own nodes.
     name: "info snapshots",
     run(line, { emu }) {
       if (line.trim()) return 'snapshots: extraneous characters at the end of line\nTry "help info snapshots" for more information\n';
+      const layer = emu.block;
       const roots = [
-        ...emu.block.backends.flatMap((b) => (b.node ? [b.node] : [])),
-        ...emu.block.graph.topoOrder().filter((n) => n.monitorOwned && n.parents.length === 0),
+        ...layer.backends.flatMap((b) => (b.node ? [b.node] : [])),
+        ...layer.graph.topoOrder().filter((n) => n.monitorOwned && n.parents.length === 0),
       ];
-      return roots.some(canSnapshot) ? "There is no snapshot available.\n" : "no block device can store vmstate for snapshot\n";
+      // bdrv_get_device_name: the backend's name, "" for a node without one.
+      const deviceName = (n: BlockNode) => layer.backendsOf(n)[0]?.name ?? "";
+      return snapshotsReport(layer, roots, deviceName, localDateTime);
     },
   },
+  hmpVerb("snapshot_blkdev_internal", async (a, ctx) => {
+    const device = a.device();
+    const name = a.str();
+    a.end();
+    await runQmp(ctx, "blockdev-snapshot-internal-sync", { device, name });
+  }),
+  hmpVerb("snapshot_delete_blkdev_internal", async (a, ctx) => {
+    const device = a.device();
+    const name = a.str();
+    const id = a.optionalStr();
+    a.end();
+    await runQmp(ctx, "blockdev-snapshot-delete-internal-sync", present({ device, name, id }));
+  }),
   hmpVerb("block_resize", async (a, ctx) => {
     const device = a.device();
     const size = a.size();

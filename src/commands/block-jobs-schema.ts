@@ -5,7 +5,7 @@
  */
 import * as v from "valibot";
 import { alternate, any, array, bool, enumOf, int, optional, str, struct, union } from "./qapi.ts";
-import { BlockDirtyBitmap, BlockDirtyBitmapAdd, BlockDirtyBitmapMerge, BlockdevSnapshot, BlockdevSnapshotSync } from "./block.ts";
+import { BlockDirtyBitmap, BlockDirtyBitmapAdd, BlockDirtyBitmapMerge, BlockdevSnapshot, BlockdevSnapshotInternal, BlockdevSnapshotSync } from "./block.ts";
 
 export const MirrorSyncMode = enumOf("MirrorSyncMode", ["top", "full", "none", "incremental", "bitmap"]);
 export const BitmapSyncMode = enumOf("BitmapSyncMode", ["on-success", "never", "always"]);
@@ -107,8 +107,7 @@ export const BlockdevCreateArgs = struct("q_obj_blockdev-create-arg", {
 // ---- transaction ---------------------------------------------------------
 
 // Shared with the plain commands (one QAPI type each, as in QEMU's schema).
-export { BlockDirtyBitmap, BlockDirtyBitmapAdd, BlockDirtyBitmapMerge, BlockdevSnapshotSync, BlockdevSnapshot };
-export const BlockdevSnapshotInternal = struct("BlockdevSnapshotInternal", { device: str(), name: str() });
+export { BlockDirtyBitmap, BlockDirtyBitmapAdd, BlockDirtyBitmapMerge, BlockdevSnapshotSync, BlockdevSnapshot, BlockdevSnapshotInternal };
 export const Abort = struct("Abort", {});
 
 export const TRANSACTION_ACTION_TYPES = [

@@ -18,6 +18,7 @@ import {
 } from "../block/bitmap-ops.ts";
 import { blockResize } from "../block/snapshot.ts";
 import { runAsTransaction } from "./transactions.ts";
+import { deleteInternalSnapshot } from "../block/internal-snapshot.ts";
 import { accountGuestIo } from "../block/stats.ts";
 import { hmpQemuIo, parseQemuIoHmpArgs } from "../block/qemu-io.ts";
 import { drainedSection } from "../block/jobs/mirror-port.ts";
@@ -107,6 +108,18 @@ export const BlockDirtyBitmapMerge = struct("BlockDirtyBitmapMerge", {
   target: str(),
   bitmaps: array(BlockDirtyBitmapOrStr),
 });
+export const BlockdevSnapshotInternal = struct("BlockdevSnapshotInternal", { device: str(), name: str() });
+export const SnapshotInfo = struct("SnapshotInfo", {
+  id: str(),
+  name: str(),
+  "vm-state-size": int(),
+  "date-sec": int(),
+  "date-nsec": int(),
+  "vm-clock-sec": int(),
+  "vm-clock-nsec": int(),
+  icount: optional(int()),
+});
+
 export const BlockdevSnapshotSync = struct("BlockdevSnapshotSync", {
   device: optional(str()),
   "node-name": optional(str()),
@@ -182,6 +195,17 @@ export const commands: CommandDef[] = [
     name: "blockdev-snapshot-sync",
     args: BlockdevSnapshotSync,
     handler: (a, { emu }) => runAsTransaction(emu, "blockdev-snapshot-sync", a),
+  }),
+  defineCommand({
+    name: "blockdev-snapshot-internal-sync",
+    args: BlockdevSnapshotInternal,
+    handler: (a, { emu }) => runAsTransaction(emu, "blockdev-snapshot-internal-sync", a),
+  }),
+  defineCommand({
+    name: "blockdev-snapshot-delete-internal-sync",
+    args: struct("q_obj_blockdev-snapshot-delete-internal-sync-arg", { device: str(), id: optional(str()), name: optional(str()) }),
+    returns: SnapshotInfo,
+    handler: (a, { emu }) => deleteInternalSnapshot(emu.block, a.device, a.id, a.name),
   }),
   defineCommand({
     name: "blockdev-snapshot",

@@ -88,6 +88,14 @@ const HELP: Record<string, [string, string]> = {
     "[-n] device [new-image-file] [format]",
     "initiates a live snapshot\n\t\t\tof device. If a new image file is specified, the\n\t\t\tnew image file will become the new root image.\n\t\t\tIf format is specified, the snapshot file will\n\t\t\tbe created in that format.\n\t\t\tThe default format is qcow2.  The -n flag requests QEMU\n\t\t\tto reuse the image found in new-image-file, instead of\n\t\t\trecreating it from scratch.",
   ],
+  snapshot_blkdev_internal: [
+    "device name",
+    "take an internal snapshot of device.\n\t\t\tThe format of the image used by device must\n\t\t\tsupport it, such as qcow2.\n\t\t\t",
+  ],
+  snapshot_delete_blkdev_internal: [
+    "device name [id]",
+    "delete an internal snapshot of device.\n\t\t\tIf id is specified, qemu will try delete\n\t\t\tthe snapshot matching both id and name.\n\t\t\tThe format of the image used by device must\n\t\t\tsupport it, such as qcow2.\n\t\t\t",
+  ],
   // Machine, QOM and migration commands (./misc-hmp.ts).
   "info balloon": ["", "show balloon information"],
   "info chardev": ["", "show the character devices"],

@@ -22,7 +22,14 @@ const ACTIONS: Record<string, ActionKindDef<TxnContext, any>> = {
 };
 
 function txnContext(emu: Emulator): TxnContext {
-  return { layer: emu.block, jobs: blockJobPort(emu) };
+  return {
+    layer: emu.block,
+    jobs: blockJobPort(emu),
+    snapshotMoment: () => {
+      const w = emu.clock.wallTime();
+      return { realTimeUs: w.seconds * 1e6 + w.microseconds, vmClockNs: Math.floor(emu.machine.vmClockNs()) };
+    },
+  };
 }
 
 export async function transaction(emu: Emulator, actions: { type: string; data: unknown }[], mode: "individual" | "grouped"): Promise<Record<string, never>> {

@@ -174,6 +174,7 @@ export const qcow2Driver: DriverDef = {
 
     const driver: NodeDriver & { image(): Qcow2Image; removePersistentBitmap(name: string): Promise<void> } = {
       image: () => img,
+      internalSnapshots: () => img,
       size: () => img.size,
       get clusterSize() {
         return img.clusterSize;

@@ -9,6 +9,7 @@ import {
 } from "../bitmap-ops.ts";
 import type { BlockLayer } from "../index.ts";
 import { prepareExternalSnapshot, type PreparedAction, type SnapshotAction } from "../snapshot.ts";
+import { dropTakenSnapshot, takeInternalSnapshot, type SnapshotMoment, type TakenSnapshot } from "../internal-snapshot.ts";
 import type { BlockJobPort, DrainedSection } from "./common.ts";
 import type { ActionKindDef, TxnAction } from "./transaction.ts";
 
@@ -16,6 +17,8 @@ export interface BlockTxnContext {
   readonly layer: BlockLayer;
   /** Drained sections pause the jobs above a node (external snapshots hold one from prepare to clean). */
   readonly jobs?: Pick<BlockJobPort, "drain">;
+  /** Wall and guest clocks for internal snapshots (default: wall clock, guest clock 0). */
+  readonly snapshotMoment?: () => SnapshotMoment;
 }
 
 type BitmapName = { node: string; name: string };
@@ -50,6 +53,28 @@ function snapshotAction(ctx: BlockTxnContext, a: SnapshotAction): TxnAction {
     async abort() {
       await prepared?.abort();
       prepared = null;
+    },
+    clean() {
+      drained?.end();
+      drained = null;
+    },
+  };
+}
+
+/** internal_snapshot_prepare / _abort / _clean: abort deletes the snapshot prepare took. */
+function internalSnapshotAction(ctx: BlockTxnContext, d: { device: string; name: string }): TxnAction {
+  let taken: TakenSnapshot | null = null;
+  let drained: DrainedSection | null = null;
+  const moment = ctx.snapshotMoment ?? (() => ({ realTimeUs: Date.now() * 1000, vmClockNs: 0 }));
+  return {
+    async prepare() {
+      taken = await takeInternalSnapshot(ctx.layer, d.device, d.name, moment, (node) => {
+        drained = ctx.jobs?.drain(node) ?? null;
+      });
+    },
+    async abort() {
+      if (taken) await dropTakenSnapshot(taken);
+      taken = null;
     },
     clean() {
       drained?.end();
@@ -93,12 +118,6 @@ export const blockActions: Record<string, ActionKindDef<BlockTxnContext, any>> =
     make: (d: { node: string; overlay: string }, ctx) => snapshotAction(ctx, { type: "blockdev-snapshot", ...d }),
   },
   "blockdev-snapshot-internal-sync": {
-    make: (d: { device: string; name: string }, { layer }) => ({
-      async prepare() {
-        const node = layer.lookupDeviceOrNode(d.device);
-        layer.checkOp(node, "internal-snapshot");
-        throw genericError(`Block format '${node.driverName}' used by device '${d.device}' does not support internal snapshots`);
-      },
-    }),
+    make: (d: { device: string; name: string }, ctx) => internalSnapshotAction(ctx, d),
   },
 };

@@ -33,6 +33,14 @@ import {
   type StoredBitmap,
 } from "./bitmaps.ts";
 import {
+  MAX_SNAPSHOTS,
+  findSnapshotIndex,
+  nextSnapshotId,
+  parseSnapshotTable,
+  serializeSnapshotTable,
+  type StoredSnapshot,
+} from "./snapshots.ts";
+import {
   AUTOCLEAR_BITMAPS,
   COMPAT_LAZY_REFCOUNTS,
   INCOMPAT,
@@ -143,6 +151,9 @@ export class Qcow2Image implements DiskImage {
   private stored: StoredBitmap[] = [];
   /** Names whose in_use flag was already set when the image was opened. */
   private inUseAtOpen = new Set<string>();
+  /** The internal snapshot table as it is on disk, and its length in bytes. */
+  private snapshotList: StoredSnapshot[] = [];
+  private snapshotTableBytes = 0;
   private readonly deflateCodec: ClusterCodec = DEFLATE_CODEC;
   private readonly inflateCodec: ClusterCodec = INFLATE_CODEC;
 
@@ -203,6 +214,7 @@ export class Qcow2Image implements DiskImage {
     });
     const img = new Qcow2Image(store, header, readOnly, refcounts, l1, opts);
     await img.loadBitmapDirectory();
+    await img.loadSnapshotTable();
     if (!readOnly) await img.prepareForWriting();
     return img;
   }
@@ -334,6 +346,209 @@ export class Qcow2Image implements DiskImage {
     this.stored = next;
     await this.writeback(true);
     await this.store.flush();
+  }
+
+  // ---- internal snapshots -------------------------------------------------
+
+  private async loadSnapshotTable(): Promise<void> {
+    const h = this.header;
+    if (h.nbSnapshots === 0) return;
+    // Entries are variable-sized: read a generous window, then more if needed.
+    let want = Math.max(this.clusterSize, h.nbSnapshots * 128);
+    for (;;) {
+      const buf = new Uint8Array(want);
+      await this.store.pread(buf, h.snapshotsOffset);
+      try {
+        const { list, size } = parseSnapshotTable(buf, h.nbSnapshots);
+        if (size <= want) {
+          this.snapshotList = list;
+          this.snapshotTableBytes = size;
+          return;
+        }
+      } catch {
+        // ran past the window
+      }
+      if (want >= 64 << 20) throw ioError("EINVAL", "Snapshot table too large");
+      want *= 2;
+    }
+  }
+
+  /** The internal snapshots, in table order (copies). */
+  snapshots(): StoredSnapshot[] {
+    return this.snapshotList.map((s) => ({ ...s }));
+  }
+
+  /**
+   * qcow2_snapshot_create: the active L1 copied to new clusters, every L2
+   * table and host cluster reachable from it referenced once more (so the
+   * active image copies on write), then the new table and the header.
+   * Returns the stored entry (its id is the next free number).
+   */
+  createSnapshot(sn: { name: string; dateSec: number; dateNsec: number; vmClockNsec: number; vmStateSize?: number; icount?: number | null }): Promise<StoredSnapshot> {
+    return this.lock.run(async () => {
+      if (this.readOnly || this.closed) throw ioError("EPERM");
+      if (this.snapshotList.length >= MAX_SNAPSHOTS) throw ioError("EFBIG");
+      const cs = this.clusterSize;
+      await this.writeback(true);
+      await this.store.flush();
+      const l1Bytes = this.header.l1Size * 8;
+      const l1Offset = l1Bytes ? await this.refcounts.allocate(Math.ceil(l1Bytes / cs)) : 0;
+      if (l1Bytes) await this.store.pwrite(this.l1.slice(), l1Offset);
+      await this.referenceActiveTables();
+      // Refcounts first, then the L2/L1 entries without COPIED: a crash leaves leaks only.
+      await this.writeback(true);
+      await this.store.flush();
+      const entry: StoredSnapshot = {
+        l1TableOffset: l1Offset,
+        l1Size: this.header.l1Size,
+        id: nextSnapshotId(this.snapshotList),
+        name: sn.name,
+        dateSec: sn.dateSec,
+        dateNsec: sn.dateNsec,
+        vmClockNsec: sn.vmClockNsec,
+        vmStateSize: sn.vmStateSize ?? 0,
+        diskSize: this.size,
+        icount: sn.icount ?? null,
+        unknownExtra: new Uint8Array(0),
+      };
+      await this.switchSnapshotTable([...this.snapshotList, entry]);
+      // A host cluster now shared must not be packed into further.
+      this.compressedTail = 0;
+      this.inflated = null;
+      return { ...entry };
+    });
+  }
+
+  /** update_snapshot_refcount(+1) over the active L1: one more reference each, COPIED cleared. */
+  private async referenceActiveTables(): Promise<void> {
+    for (let i = 0; i < this.header.l1Size; i++) {
+      const { hi, lo } = this.l1Entry(i);
+      const l2Offset = entryOffset(hi, lo);
+      if (!l2Offset) continue;
+      const table = await this.l2Table(i);
+      if (!table) continue;
+      for (let j = 0; j < this.l2Entries; j++) {
+        const e = this.entry(table, j);
+        if (!holdsHostCluster(e.kind)) continue;
+        for (const c of this.hostClustersOf(e)) await this.refcounts.add(c, 1);
+        if (e.copied) this.setL2(table, j, e.hi & ~OFLAG_COPIED_HI, e.lo);
+      }
+      await this.refcounts.add(l2Offset / this.clusterSize, 1);
+      setEntry(this.l1View, i * 8, l2Offset, 0);
+      this.l1DirtyLo = Math.min(this.l1DirtyLo, i * 8);
+      this.l1DirtyHi = Math.max(this.l1DirtyHi, i * 8 + 8);
+      await this.relieveCaches();
+    }
+  }
+
+  /** The host clusters an entry references (a compressed one may span several). */
+  private hostClustersOf(e: Entry): number[] {
+    const cs = this.clusterSize;
+    if (e.kind === Kind.Compressed) {
+      const { offset, length } = decodeCompressed(e.hi, e.lo, this.clusterBits);
+      const out: number[] = [];
+      for (let c = Math.floor(offset / cs); c <= Math.floor((offset + length - 1) / cs); c++) out.push(c);
+      return out;
+    }
+    return e.host ? [e.host / cs] : [];
+  }
+
+  /**
+   * qcow2_snapshot_delete: the table without the entry goes to disk first;
+   * then the snapshot's references are dropped, its L1 freed, and COPIED
+   * set again where the active image is the only user. Returns the entry,
+   * or null when no snapshot matches.
+   */
+  deleteSnapshot(id?: string | null, name?: string | null): Promise<StoredSnapshot | null> {
+    return this.lock.run(async () => {
+      if (this.closed) throw ioError("EPERM");
+      const index = findSnapshotIndex(this.snapshotList, id, name);
+      if (index < 0) return null;
+      if (this.readOnly) {
+        // qcow2_snapshot_delete drops the entry from its list before the table
+        // write fails, and does not put it back: QEMU lists it no more.
+        this.snapshotList = this.snapshotList.filter((_, k) => k !== index);
+        throw ioError("EPERM");
+      }
+      const cs = this.clusterSize;
+      const sn = this.snapshotList[index]!;
+      await this.writeback(true);
+      await this.store.flush();
+      await this.switchSnapshotTable(this.snapshotList.filter((_, k) => k !== index));
+      // Nothing on disk points at the snapshot's L1 any more.
+      const l1 = new Uint8Array(sn.l1Size * 8);
+      if (l1.length) await this.store.pread(l1, sn.l1TableOffset);
+      const lv = new DataView(l1.buffer);
+      const tables: number[] = [];
+      for (let i = 0; i < sn.l1Size; i++) {
+        const l2Offset = entryOffset(lv.getUint32(i * 8), lv.getUint32(i * 8 + 4));
+        if (!l2Offset) continue;
+        const table = await this.l2.get(l2Offset);
+        for (let j = 0; j < this.l2Entries; j++) {
+          const e = this.entry(table, j);
+          if (holdsHostCluster(e.kind)) for (const c of this.hostClustersOf(e)) this.refcounts.deferFree(c * cs);
+        }
+        this.refcounts.deferFree(l2Offset);
+        tables.push(l2Offset);
+      }
+      if (l1.length) this.refcounts.deferFree(sn.l1TableOffset, Math.ceil(l1.length / cs));
+      await this.writeback(true);
+      for (const t of tables) if ((await this.refcounts.get(t / cs)) === 0) this.l2.drop(t);
+      await this.restoreCopiedFlags();
+      await this.writeback(true);
+      await this.store.flush();
+      this.inflated = null;
+      return { ...sn };
+    });
+  }
+
+  /** update_snapshot_refcount(0) over the active L1: COPIED exactly where the refcount is 1. */
+  private async restoreCopiedFlags(): Promise<void> {
+    const cs = this.clusterSize;
+    for (let i = 0; i < this.header.l1Size; i++) {
+      const { hi, lo } = this.l1Entry(i);
+      const l2Offset = entryOffset(hi, lo);
+      if (!l2Offset) continue;
+      const table = await this.l2Table(i);
+      if (!table) continue;
+      for (let j = 0; j < this.l2Entries; j++) {
+        const e = this.entry(table, j);
+        if (e.kind !== Kind.Normal && e.kind !== Kind.ZeroAlloc) continue;
+        const own = (await this.refcounts.get(e.host / cs)) === 1;
+        if (own !== e.copied) this.setL2(table, j, own ? e.hi | OFLAG_COPIED_HI : e.hi & ~OFLAG_COPIED_HI, e.lo);
+      }
+      const own = (await this.refcounts.get(l2Offset / cs)) === 1;
+      if (own !== ((hi & OFLAG_COPIED_HI) !== 0)) {
+        setEntry(this.l1View, i * 8, l2Offset, own ? OFLAG_COPIED_HI : 0);
+        this.l1DirtyLo = Math.min(this.l1DirtyLo, i * 8);
+        this.l1DirtyHi = Math.max(this.l1DirtyHi, i * 8 + 8);
+      }
+      await this.relieveCaches();
+    }
+  }
+
+  /** qcow2_write_snapshots: new table in new clusters, synced, one header write, old table freed. */
+  private async switchSnapshotTable(next: StoredSnapshot[]): Promise<void> {
+    const cs = this.clusterSize;
+    const h = this.header;
+    const bytes = serializeSnapshotTable(next, this.size);
+    const offset = bytes.length ? await this.refcounts.allocate(Math.ceil(bytes.length / cs)) : 0;
+    await this.writeback(true);
+    await this.store.flush();
+    if (bytes.length) await this.store.pwrite(bytes, offset);
+    await this.store.flush();
+    const b = new Uint8Array(12);
+    const v = new DataView(b.buffer);
+    v.setUint32(0, next.length);
+    setU64(v, 4, offset);
+    await this.store.pwrite(b, 60);
+    await this.store.flush();
+    if (this.snapshotTableBytes) this.refcounts.deferFree(h.snapshotsOffset, Math.ceil(this.snapshotTableBytes / cs));
+    h.nbSnapshots = next.length;
+    h.snapshotsOffset = offset;
+    this.snapshotList = next;
+    this.snapshotTableBytes = bytes.length;
+    await this.writeback(true);
   }
 
   // ---- header facts -------------------------------------------------------
@@ -804,16 +1019,11 @@ export class Qcow2Image implements DiskImage {
       const e = this.entry(table, l2i);
       const allocated = holdsHostCluster(e.kind);
       const drop = e.kind === Kind.Compressed || (unmap && allocated);
-      let hi = drop ? 0 : e.hi;
-      let lo = (drop ? 0 : e.lo) | OFLAG_ZERO_LO;
-      if (!drop && e.host && !e.copied && (await this.refcounts.get(e.host / cs)) !== 1) {
-        // Shared cluster: keep nothing of it.
-        this.releaseEntry(e);
-        hi = 0;
-        lo = OFLAG_ZERO_LO;
-      } else if (drop) {
-        this.releaseEntry(e);
-      }
+      // As QEMU's zero_in_l2_slice, a cluster shared with a snapshot keeps its
+      // reference (without COPIED); a later write copies it like any other.
+      const hi = drop ? 0 : e.hi;
+      const lo = (drop ? 0 : e.lo) | OFLAG_ZERO_LO;
+      if (drop) this.releaseEntry(e);
       if (hi === e.hi && lo === e.lo) continue;
       this.setL2(table, l2i, hi, lo);
     }
@@ -1031,6 +1241,8 @@ export class Qcow2Image implements DiskImage {
     return this.lock.run(async () => {
       if (this.readOnly) throw ioError("EPERM");
       if (size % 512) throw ioError("EINVAL", "The new size must be a multiple of 512");
+      // v2 snapshot entries need not record their disk size, so QEMU will not resize such an image.
+      if (this.snapshotList.length && this.header.version < 3) throw ioError("ENOTSUP", "Can't resize a v2 image which has snapshots");
       const cs = this.clusterSize;
       const span = cs * this.l2Entries;
       if (size < this.size) {

@@ -2,3 +2,4 @@ export { Qcow2Image, openQcow2, type Qcow2OpenOptions, type CorruptionInfo } fro
 export { createQcow2, type Qcow2CreateOptions } from "./create.ts";
 export { checkQcow2, repairImage, type CheckResult, type RepairMode } from "./check.ts";
 export type { Qcow2Header } from "./header.ts";
+export { parseSnapshotTable, serializeSnapshotTable, type StoredSnapshot } from "./snapshots.ts";

@@ -86,7 +86,8 @@ export class BlockNode {
   /** A temporary image file removed when the node closes (-drive snapshot=on). */
   deleteOnClose?: string;
   /** block-set-write-threshold (0: none); ./threshold.ts watches writes while set. */
-  writeThreshold = 0;
+  /** uint64, exact as set (a bigint beyond 2^53). */
+  writeThreshold: number | bigint = 0;
   /** Per-node counters query-blockstats shows (bs->wr_highest_offset, file-posix discard stats). */
   readonly ioStats = { wrHighestOffset: 0, discardNbOk: 0, discardNbFailed: 0, discardBytesOk: 0 };
   /** Requests in flight, for drain. */

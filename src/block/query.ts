@@ -4,6 +4,7 @@
  * dump, and HMP `info block` text. Pure readers of the graph.
  */
 import { genericError } from "../core/error.ts";
+import { asInt64 } from "../core/int64.ts";
 import type { BlockBackend } from "./backend.ts";
 import type { BlockLayer } from "./index.ts";
 import type { BlockNode } from "./node.ts";
@@ -75,7 +76,7 @@ export function blockDeviceInfo(node: BlockNode, opts: { flat: boolean; blk?: Bl
     direct: node.common.cacheDirect,
     "no-flush": node.common.cacheNoFlush,
   };
-  out.write_threshold = node.writeThreshold;
+  out.write_threshold = asInt64(node.writeThreshold);
   if (node.bitmaps.length) out["dirty-bitmaps"] = node.bitmaps.map((b) => b.info());
   return out;
 }

@@ -111,7 +111,11 @@ export async function prepareExternalSnapshot(
 }
 
 /** qmp_block_resize. */
-export async function blockResize(layer: BlockLayer, device: string | undefined, nodeName: string | undefined, size: number): Promise<void> {
+/** BDRV_MAX_LENGTH: INT64_MAX aligned down to 1 GiB, the largest offset bdrv_check_request lets through. */
+const BDRV_MAX_LENGTH = 2n ** 63n - 2n ** 30n;
+
+/** `size` is QAPI's int: a bigint beyond 2^53. */
+export async function blockResize(layer: BlockLayer, device: string | undefined, nodeName: string | undefined, size: number | bigint): Promise<void> {
   const node = layer.lookupNode(device, nodeName);
   if (size < 0) throw genericError("Parameter 'size' expects a >0 size");
   if (node.opBlockedReason("resize")) throw genericError(`Device '${device ?? "(null)"}' is in use`);
@@ -120,7 +124,8 @@ export async function blockResize(layer: BlockLayer, device: string | undefined,
   try {
     await node.drain();
     if (node.readOnly) throw genericError("Image is read-only");
-    await node.resize(size);
+    if (BigInt(size) > BDRV_MAX_LENGTH) throw genericError(`offset(${size}) exceeds maximum(${BDRV_MAX_LENGTH})`);
+    await node.resize(Number(size));
   } finally {
     await layer.detachUser(edge);
   }

@@ -31,7 +31,8 @@ interface AcctStats {
 
 /** BlockLatencyHistogram: bins[i] counts latencies in [boundaries[i-1], boundaries[i]). */
 interface LatencyHistogram {
-  readonly boundaries: readonly number[];
+  /** uint64 as given (exact beyond 2^53 for queries); compared with latencies as numbers. */
+  readonly boundaries: readonly (number | bigint)[];
   readonly bins: number[];
 }
 
@@ -51,7 +52,7 @@ export const HISTOGRAM_KINDS = { read: "rd", write: "wr", flush: "flush" } as co
  * block_latency_histogram_set: boundaries must strictly ascend from above 0
  * (false otherwise, leaving the histogram as it was); the bins start at zero.
  */
-export function setLatencyHistogram(blk: BlockBackend, type: keyof typeof HISTOGRAM_KINDS, boundaries: readonly number[]): boolean {
+export function setLatencyHistogram(blk: BlockBackend, type: keyof typeof HISTOGRAM_KINDS, boundaries: readonly (number | bigint)[]): boolean {
   if (boundaries.some((b, i) => b <= (i ? boundaries[i - 1]! : 0))) return false;
   acctStats(blk).histograms[HISTOGRAM_KINDS[type]] = { boundaries: [...boundaries], bins: new Array(boundaries.length + 1).fill(0) };
   return true;

@@ -16,18 +16,19 @@ function clear(node: BlockNode): void {
   node.writeThreshold = 0;
 }
 
-export function setWriteThreshold(layer: BlockLayer, events: EventSink, nodeName: string, threshold: number): void {
+export function setWriteThreshold(layer: BlockLayer, events: EventSink, nodeName: string, threshold: number | bigint): void {
   // Node names only: a BlockBackend name is "not found" here.
   const node = layer.findNode(nodeName);
   if (!node) throw genericError(`Device '${nodeName}' not found`);
   clear(node);
-  if (threshold <= 0) return;
+  if (BigInt(threshold) === 0n) return;
   node.writeThreshold = threshold;
   const remove = node.addWriteNotifier(({ offset, length, kind }) => {
     if (kind === "discard" || node.writeThreshold === 0) return;
     const end = offset + length;
     if (end <= node.writeThreshold) return;
-    const limit = node.writeThreshold;
+    // Exceeded, so below the write's end: a number is exact.
+    const limit = Number(node.writeThreshold);
     clear(node);
     events.emit("BLOCK_WRITE_THRESHOLD", { "node-name": node.nodeName, "amount-exceeded": end - limit, "write-threshold": limit });
   });

@@ -79,7 +79,8 @@ type Opener = (data: Record<string, any>, env: OpenEnv) => Opened | Promise<Open
 const nothing: Opener = () => ({});
 
 function ringbuf(data: Record<string, any>): Opened {
-  const size = data.size ?? DEFAULT_RINGBUF_SIZE;
+  // int: a bigint beyond 2^53, never a usable size (Number() keeps it unsafe, so refused).
+  const size = Number(data.size ?? DEFAULT_RINGBUF_SIZE);
   if (!validRingbufSize(size)) throw genericError("size of ringbuf chardev must be power of two");
   return { ringbuf: new RingBuffer(size) };
 }

@@ -221,7 +221,7 @@ export const commands: CommandDef[] = [
     name: "block-set-write-threshold",
     args: struct("q_obj_block-set-write-threshold-arg", { "node-name": str(), "write-threshold": int("uint64") }),
     handler: (a, { emu }) => {
-      setWriteThreshold(emu.block, emu.events, a["node-name"], Number(a["write-threshold"]));
+      setWriteThreshold(emu.block, emu.events, a["node-name"], a["write-threshold"]);
       return {};
     },
   }),

@@ -13,7 +13,7 @@ import { defaultLimits, limitsEnabled } from "../block/io-limits.ts";
 import { clearLatencyHistograms, setLatencyHistogram } from "../block/stats.ts";
 import { defineCommand, type CommandContext, type CommandDef } from "./command.ts";
 import type { HmpCommand } from "./hmp-command.ts";
-import { array, int, optional, str, struct, withFeatures, type Infer } from "./qapi.ts";
+import { array, int, intNumber, optional, str, struct, withFeatures, type Infer } from "./qapi.ts";
 
 /**
  * blk_by_qdev_id: the backend of the guest device `id`. -M none has no
@@ -91,7 +91,7 @@ function limitsFrom(a: BlockIOThrottleArgs): Record<string, number> {
     if (at("_max_length") !== undefined) limits[`${bucket}-max-length`] = unsigned(at("_max_length")!);
   }
   // op_size has no upper bound: a negative one stays as given (queries print it back as such).
-  if (a.iops_size !== undefined) limits["iops-size"] = a.iops_size;
+  if (a.iops_size !== undefined) limits["iops-size"] = intNumber(a.iops_size);
   return limits;
 }
 

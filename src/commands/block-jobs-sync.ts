@@ -15,7 +15,7 @@ import { backingChainNext, findBackingImage, type OnError } from "../block/jobs/
 import { checkStreamNodes, StreamJob } from "../block/jobs/stream.ts";
 import { checkCommitNodes, CommitJob } from "../block/jobs/commit.ts";
 import { createSyncJob, drainedSection, type SyncJobHandle, type SyncJobSpec } from "../block/jobs/mirror-port.ts";
-import { bool, enumOf, int, optional, str, struct } from "./qapi.ts";
+import { bool, enumOf, int, intNumber, optional, str, struct } from "./qapi.ts";
 import { defineCommand, type CommandDef } from "./command.ts";
 import type { HmpCommand } from "./hmp-command.ts";
 
@@ -90,7 +90,7 @@ export const BlockCommitArgs = struct("q_obj_block-commit-arg", {
   "auto-dismiss": optional(bool()),
 });
 
-type Flags = { "job-id"?: string; speed?: number; "auto-finalize"?: boolean; "auto-dismiss"?: boolean };
+type Flags = { "job-id"?: string; speed?: number | bigint; "auto-finalize"?: boolean; "auto-dismiss"?: boolean };
 
 /** The device (BlockBackend) name of a node, "" for plain nodes: QEMU's default job id. */
 function deviceName(layer: BlockLayer, node: BlockNode): string {
@@ -134,7 +134,7 @@ interface MirrorCommon extends Flags {
   replaces?: string;
   sync: string;
   granularity?: number;
-  "buf-size"?: number;
+  "buf-size"?: number | bigint;
   "on-source-error"?: OnError;
   "on-target-error"?: OnError;
   "filter-node-name"?: string;
@@ -182,7 +182,7 @@ async function startMirror(
       mode,
       base: mode === "top" ? backingChainNext(bs) : null,
       granularity: g,
-      bufSize: a["buf-size"] ?? 0,
+      bufSize: intNumber(a["buf-size"] ?? 0),
       zeroTarget: opts.zeroTarget,
       backingMode: opts.backingMode,
       onSourceError: a["on-source-error"] ?? "report",

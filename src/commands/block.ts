@@ -27,7 +27,7 @@ import {
 } from "../block/guest-io.ts";
 import { defineCommand, defineEvent, type CommandDef, type EventDef } from "./command.ts";
 import type { HmpCommand } from "./hmp-command.ts";
-import { alternate, any, array, bool, enumOf, int, optional, str, struct, union } from "./qapi.ts";
+import { alternate, any, array, bool, enumOf, int, intNumber, optional, str, struct, union } from "./qapi.ts";
 
 // ---- BlockdevOptions as a QAPI union, from the drivers' option tables ------
 
@@ -284,8 +284,9 @@ export const commands: CommandDef[] = [
       const t = a.device !== undefined
         ? openIoTarget(layer, a.device)
         : openIoTarget(layer, a.node!);
-      const offset = a.offset ?? 0;
-      const length = a.length ?? 0;
+      // Beyond 2^53 only the block layer's range errors follow, which a number meets alike.
+      const offset = intNumber(a.offset ?? 0);
+      const length = intNumber(a.length ?? 0);
       const started = emu.clock.nowNs();
       // A named backend accounts the request like a guest device's (query-blockstats).
       const account = <R extends { bytes: number; error?: string }>(r: R): R => {

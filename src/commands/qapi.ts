@@ -46,13 +46,29 @@ const shared = <S extends v.GenericSchema>(make: () => S) => {
   let s: S | undefined;
   return () => (s ??= make());
 };
-const intSchemas = new Map<IntKind, v.GenericSchema<number>>();
-/** JSON integers beyond 2^53 arrive as bigint; smaller ones as number. */
-export const int = (kind: IntKind = "int") => {
+const intSchemas = new Map<IntKind, v.GenericSchema<number | bigint>>();
+/** Kinds whose range fits a JS number exactly: the validator always delivers a number. */
+export type SmallIntKind = "int8" | "int16" | "int32" | "uint8" | "uint16" | "uint32";
+/**
+ * JSON integers beyond 2^53 arrive as bigint; smaller ones as number, so a
+ * 64-bit member's type says both: a handler decides whether it keeps the
+ * value exact (to echo it back) or computes with intNumber().
+ */
+export function int(kind: SmallIntKind): v.GenericSchema<number>;
+export function int(kind?: "int" | "int64" | "uint64" | "size"): v.GenericSchema<number | bigint>;
+export function int(kind: IntKind = "int"): v.GenericSchema<number | bigint> {
   let s = intSchemas.get(kind);
-  if (!s) intSchemas.set(kind, (s = tag(v.union([v.pipe(v.number(), v.integer()), v.bigint()]) as v.GenericSchema<number>, { kind: "int", int: kind })));
+  if (!s) intSchemas.set(kind, (s = tag(v.union([v.pipe(v.number(), v.integer()), v.bigint()]) as v.GenericSchema<number | bigint>, { kind: "int", int: kind })));
   return s;
-};
+}
+/**
+ * An integer argument as a JS number for arithmetic and comparisons: exact
+ * up to 2^53, the nearest double beyond (only compared against far smaller
+ * limits, or used where QEMU's own value would saturate anyway).
+ */
+export const intNumber = (x: number | bigint): number => (typeof x === "bigint" ? Number(x) : x);
+export { asInt64, asUint32, exactInt } from "../core/int64.ts";
+
 export const num = shared(() => tag(v.union([v.number(), v.bigint()]) as v.GenericSchema<number>, { kind: "number" }));
 export const str = shared(() => tag(v.string(), { kind: "str" }));
 export const bool = shared(() => tag(v.boolean(), { kind: "bool" }));

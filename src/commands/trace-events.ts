@@ -12,7 +12,7 @@ import type { Emulator } from "../emulator.ts";
 import { TRACE_EVENTS_GZ, UNAVAILABLE_TRACE_EVENTS, VCPU_TRACE_EVENTS } from "./data/trace-events.ts";
 import { defineCommand, type CommandDef } from "./command.ts";
 import type { HmpCommand } from "./hmp-command.ts";
-import { array, bool, enumOf, int, optional, str, struct } from "./qapi.ts";
+import { array, asUint32, bool, enumOf, int, optional, str, struct } from "./qapi.ts";
 
 let names: string[] | undefined;
 
@@ -41,9 +41,10 @@ const enabled = (emu: Emulator) => {
 };
 
 /** get_cpu and check_events: QEMU's checks before anything is read or changed. */
-function matching(name: string, vcpu: number | undefined, ignoreUnavailable: boolean): string[] {
+function matching(name: string, vcpu: number | bigint | undefined, ignoreUnavailable: boolean): string[] {
   // -M none has no vCPUs.
-  if (vcpu !== undefined) throw genericError(`invalid vCPU index ${vcpu}`);
+  // QEMU passes the int64 on as an unsigned int.
+  if (vcpu !== undefined) throw genericError(`invalid vCPU index ${asUint32(vcpu)}`);
   const re = glob(name);
   const found = allEvents().filter((n) => re.test(n));
   if (!name.includes("*")) {
@@ -66,7 +67,7 @@ export const commands: CommandDef[] = [
     returns: array(struct("TraceEventInfo", { name: str(), state: TraceEventState, vcpu: bool() })),
     handler: ({ name, vcpu }, { emu }) => {
       const on = enabled(emu);
-      return matching(name, vcpu === undefined ? undefined : Number(vcpu), true).map((n) => ({
+      return matching(name, vcpu, true).map((n) => ({
         name: n,
         vcpu: vcpuEvents.has(n),
         state: unavailable.has(n) ? "unavailable" : on.has(n) ? "enabled" : "disabled",
@@ -83,7 +84,7 @@ export const commands: CommandDef[] = [
     }),
     handler: ({ name, enable, "ignore-unavailable": ignore, vcpu }, { emu }) => {
       const on = enabled(emu);
-      for (const n of matching(name, vcpu === undefined ? undefined : Number(vcpu), ignore ?? false)) {
+      for (const n of matching(name, vcpu, ignore ?? false)) {
         if (unavailable.has(n)) continue;
         if (enable) on.add(n);
         else on.delete(n);

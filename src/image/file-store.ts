@@ -208,6 +208,8 @@ export class FileStore implements ByteStore {
     // Skipped when nothing changes: on ext4 a truncate to 0 also makes close()
     // push every delayed block of the file to the disk (auto_da_alloc).
     if (length === this.sizeSync()) return;
+    // Node refuses lengths beyond 2^53 itself; every host file system refuses them with EFBIG.
+    if (length > Number.MAX_SAFE_INTEGER) throw ioError("EFBIG");
     try {
       fs.ftruncateSync(this.fd, length);
     } catch (e) {

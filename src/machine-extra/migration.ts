@@ -66,7 +66,8 @@ export function defaultParameters(): Record<string, unknown> {
 /** QEMU 7.2 accepts these in migrate-set-parameters but never stores them (query keeps the defaults). */
 const IGNORED_ON_SET = new Set(["multifd-zlib-level", "multifd-zstd-level"]);
 
-type Check = (v: number, all: Record<string, unknown>) => string | undefined;
+/** Values are checked exactly: uint64/size parameters arrive as bigint beyond 2^53. */
+type Check = (v: bigint, all: Record<string, unknown>) => string | undefined;
 
 const between = (name: string, lo: number, hi: number): Check => (v) =>
   v < lo || v > hi ? `Parameter '${name}' expects a value between ${lo} and ${hi}` : undefined;
@@ -86,14 +87,14 @@ const PARAMETER_CHECKS: [string, Check][] = [
   [
     "xbzrle-cache-size",
     (v) =>
-      v < 4096 || (v & (v - 1)) !== 0
+      v < 4096n || (v & (v - 1n)) !== 0n
         ? "Parameter 'xbzrle_cache_size' expects a power of two no less than the target page size"
         : undefined,
   ],
   [
     "max-cpu-throttle",
     (v, all) =>
-      v < (all["cpu-throttle-initial"] as number) || v > 99
+      v < BigInt(all["cpu-throttle-initial"] as number) || v > 99
         ? "Parameter 'max_cpu_throttle' expects an integer in the range of cpu_throttle_initial to 99"
         : undefined,
   ],
@@ -151,11 +152,11 @@ export class MigrationSettings {
     for (const [k, v] of Object.entries(args)) {
       if (k === "block-bitmap-mapping" || IGNORED_ON_SET.has(k)) continue;
       // StrOrNull: null means "unset", which QEMU stores as "".
-      merged[k] = v === null ? "" : typeof v === "bigint" ? Number(v) : v;
+      merged[k] = v === null ? "" : v;
     }
     for (const [name, check] of PARAMETER_CHECKS) {
       if (!(name in args)) continue;
-      const err = check(merged[name] as number, merged);
+      const err = check(BigInt(merged[name] as number | bigint), merged);
       if (err) throw genericError(err);
     }
     Object.assign(this.params, merged);

@@ -30,9 +30,11 @@ function defaults(): Config {
 }
 
 /** As QEMU stores them: unsigned 64-bit, so negative input wraps to a huge value. */
-function unsigned(v: number): number {
-  return v < 0 ? 2 ** 64 + v : v;
+function unsigned(v: number | bigint): number {
+  return Number(BigInt.asUintN(64, BigInt(v)));
 }
+
+const UINT_MAX = 4294967295;
 
 /** throttle_is_valid, check for check (block_set_io_throttle uses it too); the error text, if any. */
 export function throttleLimitsError(c: Config): string | undefined {
@@ -61,7 +63,13 @@ export function throttleLimitsError(c: Config): string | undefined {
 function applyLimits(target: Config, limits: Record<string, unknown>, name = "limits"): void {
   for (const [k, v] of Object.entries(limits)) {
     if (!(THROTTLE_LIMIT_NAMES as readonly string[]).includes(k)) throw genericError(`Parameter '${name}.${k}' is unexpected`);
-    target[k] = unsigned(visitScalar(k, "int", v) as number);
+    target[k] = unsigned(visitScalar(k, "int", v) as number | bigint);
+  }
+  // throttle_limits_to_config: burst lengths must fit an unsigned int (negatives wrapped already).
+  for (const b of BUCKETS) {
+    const k = `${b}-max-length`;
+    const v = limits[k] as number | bigint | undefined;
+    if (v !== undefined && v > UINT_MAX) throw genericError(`${k} value must be in the range [0, ${UINT_MAX}]`);
   }
 }
 
@@ -73,7 +81,11 @@ export const throttleGroup: UserType = {
     // The x-* properties are the same limits one by one; they are set before "limits".
     for (const n of THROTTLE_LIMIT_NAMES) {
       const v = args[`x-${n}`];
-      if (v !== undefined) config[n] = unsigned(v as number);
+      if (v === undefined) continue;
+      // throttle_group_set_limits' property setter; its text lacks a space ("in the" "range").
+      if ((v as number | bigint) < 0) throw genericError("Property values cannot be negative");
+      if (n.endsWith("-max-length") && (v as number | bigint) > UINT_MAX) throw genericError(`x-${n} value must be in therange [0, ${UINT_MAX}]`);
+      config[n] = unsigned(v as number | bigint);
     }
     if (args.limits !== undefined) applyLimits(config, args.limits as Record<string, unknown>);
     if (env?.throttleGroupExists?.(id)) throw completeError("A group with this name already exists");

@@ -34,13 +34,16 @@ let nextThreadId = 1;
 
 type EventLoopSettings = Record<"thread-pool-min" | "thread-pool-max" | "aio-max-batch", { value: number }>;
 
-const poolIsValid = (min: number, max: number) => !(min > max || min < 0 || max <= 0);
+const INT_MAX = 2147483647;
+/** aio_context_set_thread_pool_params: the pool sizes must fit an int. */
+const poolIsValid = (min: number, max: number) => !(min > max || min < 0 || max <= 0 || min > INT_MAX || max > INT_MAX);
 
 /** event-loop-base's settings from object-add's arguments, checked as QEMU completes the object. */
 function eventLoopSettings(args: Record<string, unknown>): EventLoopSettings {
   const num = (k: string, d: number) => ({ value: (args[k] as number | undefined) ?? d });
   const s = { "thread-pool-min": num("thread-pool-min", 0), "thread-pool-max": num("thread-pool-max", 64), "aio-max-batch": num("aio-max-batch", 0) };
-  nonNegative("aio-max-batch")(s["aio-max-batch"].value);
+  // Each property's setter refuses negatives before completion checks the pool.
+  for (const k of ["aio-max-batch", "thread-pool-min", "thread-pool-max"] as const) nonNegative(k)(s[k].value);
   if (!poolIsValid(s["thread-pool-min"].value, s["thread-pool-max"].value)) {
     throw completeError("bad thread-pool-min/thread-pool-max values");
   }

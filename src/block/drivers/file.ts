@@ -2,7 +2,7 @@
 import * as fs from "node:fs";
 import { FileStore } from "../../image/file-store.ts";
 import { isQmpError, genericError } from "../../core/error.ts";
-import { ioError } from "../../image/errors.ts";
+import { ioError, isImageIoError } from "../../image/errors.ts";
 import type { DriverDef, NodeDriver } from "../driver.ts";
 import { FileLocks } from "../locks.ts";
 import { PERM_ALL } from "../perms.ts";
@@ -60,7 +60,15 @@ export function fileDriver(locks: FileLocks): DriverDef {
           return { offset, length: len, allocated: true, zero: false, data: true };
         },
         flush: () => store.flush(),
-        resize: (size) => store.truncate(size),
+        async resize(size) {
+          try {
+            await store.truncate(size);
+          } catch (e) {
+            // raw_co_truncate's words for a failed ftruncate.
+            if (isImageIoError(e)) throw genericError(`Could not resize file: ${e.message}`);
+            throw e;
+          }
+        },
         close: async () => {
           if (holder) locks.release(key, holder);
           await store.close();

@@ -70,7 +70,8 @@ export async function setupBackup(layer: BlockLayer, source: BlockNode, target: 
   }
 
   const clusterSize = backupClusterSize(target);
-  const maxChunk = perf["max-chunk"] || undefined;
+  // int64: a bigint beyond 2^53, far above any cluster size, so a number is exact enough.
+  const maxChunk = Number(perf["max-chunk"] ?? 0) || undefined;
   const copy = new BlockCopy({
     source: nodeCopySource(source),
     target: nodeCopyTarget(target, !!args.compress),

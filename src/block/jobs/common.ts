@@ -128,7 +128,8 @@ export type JobRuntime = BackupRuntime;
 export interface BlockJobSpec {
   id: string;
   type: "backup" | "mirror" | "stream" | "commit";
-  speed: number;
+  /** Exact as given (queries echo it); the rate limiter reads it as a number. */
+  speed: number | bigint;
   autoFinalize: boolean;
   autoDismiss: boolean;
   /** Per-transaction storage when the job joins a grouped transaction. */

@@ -23,7 +23,8 @@ import type { JobRuntime } from "./mirror-runtime.ts";
 export interface SyncJobSpec {
   id: string;
   type: "mirror" | "stream" | "commit";
-  speed: number;
+  /** Exact as given (queries echo it); the rate limiter reads it as a number. */
+  speed: number | bigint;
   autoFinalize: boolean;
   autoDismiss: boolean;
 }

@@ -97,6 +97,16 @@ export class HmpArgs {
     return Number(v);
   }
 
+  /** An 'l' argument: an int64 expression. */
+  int64(): number {
+    return Number(this.expression());
+  }
+
+  /** An 'l?' argument: absent only at the end of the line. */
+  optionalInt64(): number | undefined {
+    return this.atEnd() ? undefined : this.int64();
+  }
+
   /** An 'M' argument: a non-negative expression counted in MiB, returned in bytes. */
   mebibytes(): number {
     const v = this.expression();

@@ -41,6 +41,10 @@ const HELP: Record<string, [string, string]> = {
   ringbuf_read: ["device size", "Read from a ring buffer character device"],
   device_add: ["driver[,prop=value][,...]", "add device, like -device on the command line"],
   // Machine and device commands (./machine-hmp.ts).
+  calc_dirty_rate: [
+    "[-r] [-b] second [sample_pages_per_GB]",
+    "start a round of guest dirty rate measurement (using -r to\n\t\t\t specify dirty ring as the method of calculation and\n\t\t\t -b to specify dirty bitmap as method of calculation)",
+  ],
   set_link: ["name on|off", "change the link status of a network adapter"],
   netdev_del: ["id", "remove host network device"],
   device_del: ["device", "remove device"],

@@ -13,7 +13,7 @@ import { UserObject } from "../qom/user-types.ts";
 import { defineCommand, defineEvent, type CommandDef, type EventDef } from "./command.ts";
 import { CpuInstanceProperties } from "./machine.ts";
 import { failing } from "./no-devices.ts";
-import { any, array, bool, enumOf, int, optional, str, struct, union } from "./qapi.ts";
+import { any, array, bool, enumOf, int, intNumber, optional, str, struct, union } from "./qapi.ts";
 
 const SHUTDOWN_CAUSES = [
   "none", "host-error", "host-qmp-quit", "host-qmp-system-reset", "host-signal", "host-ui",
@@ -73,6 +73,8 @@ export const events: EventDef[] = [
   defineEvent("RESET", struct("RESET-data", { guest: bool(), reason: enumOf("ShutdownCause", SHUTDOWN_CAUSES) })),
   defineEvent("POWERDOWN"),
 ];
+
+const DirtyRateMeasureMode = enumOf("DirtyRateMeasureMode", ["page-sampling", "dirty-ring", "dirty-bitmap"]);
 
 export const commands: CommandDef[] = [
   // -M none has no ACPI: QEMU still reports the request and nothing else happens.
@@ -294,10 +296,20 @@ export const commands: CommandDef[] = [
       "start-time": int(),
       "calc-time": int(),
       "sample-pages": int("uint64"),
-      mode: enumOf("DirtyRateMeasureMode", ["page-sampling", "dirty-ring", "dirty-bitmap"]),
+      mode: DirtyRateMeasureMode,
       "vcpu-dirty-rate": optional(array(struct("DirtyRateVcpu", { id: int(), "dirty-rate": int() }))),
     }),
-    handler: () => ({ status: "unstarted", "start-time": 0, "calc-time": 0, "sample-pages": 0, mode: "page-sampling" }),
+    handler: (_a, { emu }) => extraState(emu).dirtyRate.query(),
+  }),
+  defineCommand({
+    name: "calc-dirty-rate",
+    args: struct("q_obj_calc-dirty-rate-arg", {
+      "calc-time": int(),
+      "sample-pages": optional(int()),
+      mode: optional(DirtyRateMeasureMode),
+    }),
+    handler: (a, { emu }) =>
+      void extraState(emu).dirtyRate.start(intNumber(a["calc-time"]), a["sample-pages"] === undefined ? undefined : intNumber(a["sample-pages"]), a.mode),
   }),
   defineCommand({
     name: "query-vcpu-dirty-limit",

@@ -60,6 +60,17 @@ export const hmpCommands: HmpCommand[] = [
     if (!WATCHDOG_ACTIONS.includes(action)) throw genericError(`invalid parameter value: ${action}`);
     runQmp(ctx, "watchdog-set-action", { action });
   }),
+  hmpVerb("calc_dirty_rate", (a, ctx) => {
+    const f = a.flags("rb");
+    const seconds = a.int64();
+    const samplePages = a.optionalInt64();
+    a.end();
+    if (!seconds) return "Incorrect period length specified!\n";
+    if (f.has("r") && f.has("b")) return "Either dirty ring or dirty bitmap can be specified!\n";
+    const mode = f.has("b") ? "dirty-bitmap" : f.has("r") ? "dirty-ring" : "page-sampling";
+    runQmp(ctx, "calc-dirty-rate", { "calc-time": seconds, ...(samplePages === undefined ? {} : { "sample-pages": samplePages }), mode });
+    return `Starting dirty rate measurement with period ${seconds} seconds\n[Please use 'info dirty_rate' to check results]\n`;
+  }),
   hmpVerb("cpu", (a) => {
     a.int32();
     a.end();

@@ -187,7 +187,7 @@ export const hmpCommands: HmpCommand[] = [
   fixed("virtio", "No VirtIO devices\n"),
   fixed("vcpu_dirty_limit", "Dirty page limit not enabled!\n"),
   fixed("vm-generation-id", "Error: VM Generation ID device not found\n"),
-  fixed("dirty_rate", "Status: unstarted\nStart Time: 0 (ms)\nSample Pages: 0 (per GB)\nPeriod: 0 (sec)\nMode: page-sampling\nDirty rate: (not ready)\n"),
+  info("dirty_rate", (_a, ctx) => extraState(ctx.emu).dirtyRate.report()),
   fixed("profile", "Error: Internal profiler not compiled\n"),
   fixed("opcount", "[TCG profiler not compiled]\n"),
   fixed("ramblock", "              Block Name    PSize              Offset               Used              Total\n"),

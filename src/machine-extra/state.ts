@@ -7,6 +7,7 @@ import { genericError } from "../core/error.ts";
 import type { Emulator } from "../emulator.ts";
 import { UserObject } from "../qom/user-types.ts";
 import { buildTree, type ChardevInfo, type QomTree } from "../qom/tree.ts";
+import { DirtyRate } from "./dirty-rate.ts";
 import { MigrationSettings } from "./migration.ts";
 
 export interface ExtraState {
@@ -17,6 +18,7 @@ export interface ExtraState {
    * (qom-list-types); the modules' chardev backends appear from then on.
    */
   modulesLoaded: boolean;
+  dirtyRate: DirtyRate;
 }
 
 const states = new WeakMap<Emulator, ExtraState>();
@@ -43,7 +45,13 @@ export function monitorChardevs(emu: Emulator): (ChardevInfo & { filename: strin
 export function extraState(emu: Emulator): ExtraState {
   let s = states.get(emu);
   if (!s) {
-    s = { qom: buildTree(monitorChardevs(emu)), migration: new MigrationSettings(), modulesLoaded: false };
+    s = {
+      qom: buildTree(monitorChardevs(emu)),
+      migration: new MigrationSettings(),
+      modulesLoaded: false,
+      // process.hrtime reads CLOCK_MONOTONIC, which is QEMU_CLOCK_REALTIME.
+      dirtyRate: new DirtyRate(() => Number(process.hrtime.bigint() / 1_000_000_000n)),
+    };
     states.set(emu, s);
   }
   return s;

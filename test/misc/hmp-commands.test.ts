@@ -120,4 +120,24 @@ describe.skipIf(!hasQemuSystem)("HMP commands against QEMU 7.2", { timeout: 60_0
     const { ours, theirs } = await differential({ steps });
     steps.forEach((s, i) => expect(ours.replies[i], s[0]).toEqual(theirs.replies[i]));
   });
+
+  it("calc-dirty-rate and calc_dirty_rate: their checks (the measurement itself races QEMU's thread)", async () => {
+    const steps: [string, Record<string, unknown>?][] = [
+      ["query-dirty-rate"],
+      ["calc-dirty-rate", { "calc-time": 0 }],
+      ["calc-dirty-rate", { "calc-time": 61 }],
+      ["calc-dirty-rate", { "calc-time": 1, "sample-pages": 100 }],
+      ["calc-dirty-rate", { "calc-time": 1, "sample-pages": 1000000 }],
+      ["calc-dirty-rate", { "calc-time": 1, "sample-pages": 128, mode: "dirty-ring" }],
+      ["calc-dirty-rate", { "calc-time": 1, "sample-pages": 128 }],
+      ["hmp calc_dirty_rate 0"],
+      ["hmp calc_dirty_rate"],
+      ["hmp calc_dirty_rate -r -b 1"],
+      ["hmp calc_dirty_rate 2 300"],
+      ["hmp calc_dirty_rate 2 3"],
+      ["hmp help calc_dirty_rate"],
+    ];
+    const { ours, theirs } = await differential({ steps });
+    steps.forEach((s, i) => expect(ours.replies[i], s[0]).toEqual(theirs.replies[i]));
+  });
 });

@@ -11,12 +11,15 @@
  * raises one, a TCP peer's FIN does not, so a TCP chardev stays
  * "connected" after its client went away, as QEMU's does.
  */
-import * as dns from "node:dns/promises";
 import * as fs from "node:fs";
+import { lazyBuiltin } from "../core/lazy-builtin.ts";
 import * as net from "node:net";
 import * as nodePath from "node:path";
 import { genericError } from "../core/error.ts";
 import { strerror } from "../core/errno.ts";
+
+/** Name resolution is loaded the first time a socket needs it (startup is a measured target). */
+const dnsPromises = lazyBuiltin<typeof import("node:dns/promises")>("node:dns/promises");
 
 /** SocketAddress, flattened (QAPI's SocketAddressLegacy without its data wrappers). */
 export type SocketAddr =
@@ -164,7 +167,7 @@ export class SocketChardev {
     if (net.isIP(addr.host)) return addr.host;
     const family = addr.ipv4 && !addr.ipv6 ? 4 : addr.ipv6 && !addr.ipv4 ? 6 : 0;
     try {
-      return (await dns.lookup(addr.host, { family })).address;
+      return (await dnsPromises().lookup(addr.host, { family })).address;
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       throw fail(code === "ENOTFOUND" ? "Name or service not known" : code === "EAI_AGAIN" ? "Temporary failure in name resolution" : String(code));

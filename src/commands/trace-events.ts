@@ -6,20 +6,23 @@
  * a pattern only when it contains `*`, as in trace/control.c.
  */
 import { Buffer } from "node:buffer";
-import { gunzipSync, strFromU8 } from "fflate";
 import { genericError } from "../core/error.ts";
+import { lazyBuiltin } from "../core/lazy-builtin.ts";
 import type { Emulator } from "../emulator.ts";
 import { TRACE_EVENTS_GZ, UNAVAILABLE_TRACE_EVENTS, VCPU_TRACE_EVENTS } from "./data/trace-events.ts";
 import { defineCommand, type CommandDef } from "./command.ts";
 import type { HmpCommand } from "./hmp-command.ts";
 import { array, asUint32, bool, enumOf, int, optional, str, struct } from "./qapi.ts";
 
+/** node:zlib on first use: the list is decoded only when a trace command asks (startup is a measured target). */
+const zlib = lazyBuiltin<typeof import("node:zlib")>("node:zlib");
+
 let names: string[] | undefined;
 
 /** The events in trace-event-get-state's order (decoded on first use: 4000-odd names). */
 function allEvents(): string[] {
   if (names) return names;
-  const lines = strFromU8(gunzipSync(Buffer.from(TRACE_EVENTS_GZ, "base64"))).split("\n");
+  const lines = zlib().gunzipSync(Buffer.from(TRACE_EVENTS_GZ, "base64")).toString("utf8").split("\n");
   let prev = "";
   names = lines.map((line) => (prev = prev.slice(0, line.charCodeAt(0) - 48) + line.slice(1)));
   return names;

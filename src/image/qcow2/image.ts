@@ -421,24 +421,44 @@ export class Qcow2Image implements DiskImage {
 
   /** update_snapshot_refcount(+1) over the active L1: one more reference each, COPIED cleared. */
   private async referenceActiveTables(): Promise<void> {
+    await this.forEachActiveL2(
+      async (table, j, e) => {
+        if (!holdsHostCluster(e.kind)) return;
+        for (const c of this.hostClustersOf(e)) await this.refcounts.add(c, 1);
+        if (e.copied) this.setL2(table, j, e.hi & ~OFLAG_COPIED_HI, e.lo);
+      },
+      async (i, l2Offset) => {
+        await this.refcounts.add(l2Offset / this.clusterSize, 1);
+        this.setL1Entry(i, l2Offset, 0);
+      },
+    );
+  }
+
+  /**
+   * Visits every entry of every L2 table the active L1 points at, then the
+   * L1 entry itself, relieving the caches table by table (snapshot refcounts).
+   */
+  private async forEachActiveL2(
+    entry: (table: CachedTable, index: number, e: Entry) => Promise<void>,
+    l1Entry: (index: number, l2Offset: number, hi: number) => Promise<void>,
+  ): Promise<void> {
     for (let i = 0; i < this.header.l1Size; i++) {
       const { hi, lo } = this.l1Entry(i);
       const l2Offset = entryOffset(hi, lo);
       if (!l2Offset) continue;
       const table = await this.l2Table(i);
       if (!table) continue;
-      for (let j = 0; j < this.l2Entries; j++) {
-        const e = this.entry(table, j);
-        if (!holdsHostCluster(e.kind)) continue;
-        for (const c of this.hostClustersOf(e)) await this.refcounts.add(c, 1);
-        if (e.copied) this.setL2(table, j, e.hi & ~OFLAG_COPIED_HI, e.lo);
-      }
-      await this.refcounts.add(l2Offset / this.clusterSize, 1);
-      setEntry(this.l1View, i * 8, l2Offset, 0);
-      this.l1DirtyLo = Math.min(this.l1DirtyLo, i * 8);
-      this.l1DirtyHi = Math.max(this.l1DirtyHi, i * 8 + 8);
+      for (let j = 0; j < this.l2Entries; j++) await entry(table, j, this.entry(table, j));
+      await l1Entry(i, l2Offset, hi);
       await this.relieveCaches();
     }
+  }
+
+  /** Rewrites L1 entry `i` in memory; the dirty range reaches the file at the next write-back. */
+  private setL1Entry(i: number, l2Offset: number, flagsHi: number): void {
+    setEntry(this.l1View, i * 8, l2Offset, flagsHi);
+    this.l1DirtyLo = Math.min(this.l1DirtyLo, i * 8);
+    this.l1DirtyHi = Math.max(this.l1DirtyHi, i * 8 + 8);
   }
 
   /** The host clusters an entry references (a compressed one may span several). */
@@ -505,26 +525,17 @@ export class Qcow2Image implements DiskImage {
   /** update_snapshot_refcount(0) over the active L1: COPIED exactly where the refcount is 1. */
   private async restoreCopiedFlags(): Promise<void> {
     const cs = this.clusterSize;
-    for (let i = 0; i < this.header.l1Size; i++) {
-      const { hi, lo } = this.l1Entry(i);
-      const l2Offset = entryOffset(hi, lo);
-      if (!l2Offset) continue;
-      const table = await this.l2Table(i);
-      if (!table) continue;
-      for (let j = 0; j < this.l2Entries; j++) {
-        const e = this.entry(table, j);
-        if (e.kind !== Kind.Normal && e.kind !== Kind.ZeroAlloc) continue;
+    await this.forEachActiveL2(
+      async (table, j, e) => {
+        if (e.kind !== Kind.Normal && e.kind !== Kind.ZeroAlloc) return;
         const own = (await this.refcounts.get(e.host / cs)) === 1;
         if (own !== e.copied) this.setL2(table, j, own ? e.hi | OFLAG_COPIED_HI : e.hi & ~OFLAG_COPIED_HI, e.lo);
-      }
-      const own = (await this.refcounts.get(l2Offset / cs)) === 1;
-      if (own !== ((hi & OFLAG_COPIED_HI) !== 0)) {
-        setEntry(this.l1View, i * 8, l2Offset, own ? OFLAG_COPIED_HI : 0);
-        this.l1DirtyLo = Math.min(this.l1DirtyLo, i * 8);
-        this.l1DirtyHi = Math.max(this.l1DirtyHi, i * 8 + 8);
-      }
-      await this.relieveCaches();
-    }
+      },
+      async (i, l2Offset, hi) => {
+        const own = (await this.refcounts.get(l2Offset / cs)) === 1;
+        if (own !== ((hi & OFLAG_COPIED_HI) !== 0)) this.setL1Entry(i, l2Offset, own ? OFLAG_COPIED_HI : 0);
+      },
+    );
   }
 
   /** qcow2_write_snapshots: new table in new clusters, synced, one header write, old table freed. */
@@ -600,10 +611,9 @@ export class Qcow2Image implements DiskImage {
     return { hi: this.l1View.getUint32(i * 8), lo: this.l1View.getUint32(i * 8 + 4) };
   }
 
+  /** Points L1 entry `i` at a table this image alone uses (COPIED set). */
   private setL1(i: number, offset: number): void {
-    setEntry(this.l1View, i * 8, offset, offset ? OFLAG_COPIED_HI : 0);
-    this.l1DirtyLo = Math.min(this.l1DirtyLo, i * 8);
-    this.l1DirtyHi = Math.max(this.l1DirtyHi, i * 8 + 8);
+    this.setL1Entry(i, offset, offset ? OFLAG_COPIED_HI : 0);
   }
 
   private entry(t: CachedTable, i: number): Entry {

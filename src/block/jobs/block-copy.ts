@@ -99,6 +99,14 @@ const MAX_BUFFER = 1 << 20;
 /** Chunks whose source reads run ahead of the chunk being written. */
 const READ_AHEAD = 2;
 
+/**
+ * Chunk buffers to reuse, shared by every copy of the process: a fresh 1 MiB
+ * costs page faults (milliseconds on a VM whose host reclaims freed memory),
+ * more than copying it, and a job's first chunks otherwise pay them each time.
+ */
+const SPARES_PER_SIZE = 8;
+const spareBuffers = new Map<number, ArrayBuffer[]>();
+
 export class BlockCopy {
   readonly bitmap: ClusterBitmap;
   readonly clusterSize: number;
@@ -113,11 +121,6 @@ export class BlockCopy {
   /** Bytes copied because a guest write came first (the cbw filter's "done" bitmap). */
   copiedBeforeWrite = 0;
   private readAhead: ReadAhead[] = [];
-  /**
-   * Chunk buffers to reuse: a fresh 1 MiB per chunk costs page faults on
-   * memory the allocator just gave back.
-   */
-  private readonly spareBuffers: ArrayBuffer[] = [];
   private readonly chunkBytes: number;
 
   constructor(opts: BlockCopyOptions) {
@@ -133,15 +136,16 @@ export class BlockCopy {
   }
 
   private takeBuffer(length: number): Uint8Array {
-    const spare = length <= this.chunkBytes ? this.spareBuffers.pop() : undefined;
+    const spare = length <= this.chunkBytes ? spareBuffers.get(this.chunkBytes)?.pop() : undefined;
     return spare ? new Uint8Array(spare, 0, length) : new Uint8Array(length <= this.chunkBytes ? this.chunkBytes : length).subarray(0, length);
   }
 
   /** Once nothing holds `buf` any more (its write has returned). */
   private recycle(buf: Uint8Array): void {
-    if (buf.buffer.byteLength === this.chunkBytes && this.spareBuffers.length <= READ_AHEAD) {
-      this.spareBuffers.push(buf.buffer as ArrayBuffer);
-    }
+    if (buf.buffer.byteLength !== this.chunkBytes) return;
+    let spares = spareBuffers.get(this.chunkBytes);
+    if (!spares) spareBuffers.set(this.chunkBytes, (spares = []));
+    if (spares.length < SPARES_PER_SIZE) spares.push(buf.buffer as ArrayBuffer);
   }
 
   get length(): number {

@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import * as fs from "node:fs";
 import type { VirtualClock } from "../../src/core/clock.ts";
 import { guestWrite, openIoTarget } from "../../src/block/guest-io.ts";
-import { driveOpts, emulator, hasQemuSystem, keyval, normalise, realQemu, sh, tmpDir, type Session } from "../block/helpers.ts";
+import { driveOpts, emulator, hasQemuSystem, keyval, normalise, realQemu, runOnVirtualClock, settle, sh, tmpDir, type Session } from "../block/helpers.ts";
 import { haveQemu } from "../protocol/harness.ts";
 import { bothSchemas, entity } from "../protocol/schema-view.ts";
 
@@ -216,23 +216,6 @@ describe.skipIf(!hasQemuSystem)("block-latency-histogram-set and change-backing-
 
 type VEmu = Awaited<ReturnType<typeof emulator>> & { clock: VirtualClock };
 
-async function settle(): Promise<void> {
-  for (let i = 0; i < 8; i++) await new Promise((r) => setImmediate(r));
-}
-
-/** Steps the clock 10 ms at a time until `p` settles (at most 20 s of virtual time). */
-async function run<T>(s: VEmu, p: Promise<T>): Promise<T> {
-  let done = false;
-  void p.then(() => (done = true), () => (done = true));
-  await settle();
-  while (!done) {
-    if (s.clock.nowNs() > 20e9) throw new Error("I/O still held after 20 s of virtual time");
-    s.clock.step(10e6);
-    await settle();
-  }
-  return p;
-}
-
 async function drives(names: string[]): Promise<VEmu> {
   const s = await emulator({ clock: "virtual", drives: names.map((n) => driveOpts(`if=none,id=${n},driver=null-co`)) });
   return Object.assign(s, { clock: s.emu.clock as VirtualClock });
@@ -255,7 +238,7 @@ describe("backend I/O limits on a virtual clock", () => {
   it("bps=1 MiB/s: 1 MiB writes go at 0, 0.9, 1.9, 2.9 s; without limits at once", async () => {
     const s = await drives(["drive0", "drive1"]);
     expect(await throttle(s, "drive0", { bps: MiB })).toEqual({ return: {} });
-    expect(await run(s, sequence(s, "drive0", "write", 4, MiB))).toEqual([0, 0.9, 1.9, 2.9]);
+    expect(await runOnVirtualClock(s, sequence(s, "drive0", "write", 4, MiB))).toEqual([0, 0.9, 1.9, 2.9]);
     // The other backend is not limited.
     expect(await sequence(s, "drive1", "write", 4, MiB)).toEqual([2.9, 2.9, 2.9, 2.9]);
     await s.close();
@@ -264,14 +247,14 @@ describe("backend I/O limits on a virtual clock", () => {
   it("read and write limits apply to their direction; discards and flushes are not throttled", async () => {
     const s = await drives(["drive0"]);
     await throttle(s, "drive0", { bps_rd: MiB });
-    expect(await run(s, sequence(s, "drive0", "write", 3, MiB))).toEqual([0, 0, 0]);
-    expect(await run(s, sequence(s, "drive0", "read", 3, MiB))).toEqual([0, 0.9, 1.9]);
+    expect(await runOnVirtualClock(s, sequence(s, "drive0", "write", 3, MiB))).toEqual([0, 0, 0]);
+    expect(await runOnVirtualClock(s, sequence(s, "drive0", "read", 3, MiB))).toEqual([0, 0.9, 1.9]);
     await throttle(s, "drive0", { bps_wr: MiB });
     const t0 = s.clock.nowNs() / 1e9;
-    const zeroes = await run(s, sequence(s, "drive0", "zero", 3, MiB));
+    const zeroes = await runOnVirtualClock(s, sequence(s, "drive0", "zero", 3, MiB));
     expect(zeroes.map((t) => Math.round((t - t0) * 100) / 100)).toEqual([0, 0.9, 1.9]);
     const t1 = s.clock.nowNs() / 1e9;
-    expect((await run(s, sequence(s, "drive0", "discard", 4, MiB))).every((t) => t === Math.round(t1 * 100) / 100)).toBe(true);
+    expect((await runOnVirtualClock(s, sequence(s, "drive0", "discard", 4, MiB))).every((t) => t === Math.round(t1 * 100) / 100)).toBe(true);
     await s.close();
   });
 
@@ -283,7 +266,7 @@ describe("backend I/O limits on a virtual clock", () => {
     const all = (async () => {
       for (let i = 0; i < 20; i++) await s.hmp(`qemu-io drive0 "write ${i * MiB} 1M"`);
     })();
-    await run(s, all);
+    await runOnVirtualClock(s, all);
     expect(Math.round((s.clock.nowNs() - started) / 1e8) / 10).toBe(1.8);
     await s.close();
   });
@@ -292,7 +275,7 @@ describe("backend I/O limits on a virtual clock", () => {
     const s = await drives(["drive0", "drive2"]);
     await throttle(s, "drive0", { bps: MiB, group: "g" });
     await throttle(s, "drive2", { bps: MiB, group: "g" });
-    const [a, b] = await run(s, Promise.all([sequence(s, "drive0", "write", 2, MiB), sequence(s, "drive2", "write", 2, MiB)]));
+    const [a, b] = await runOnVirtualClock(s, Promise.all([sequence(s, "drive0", "write", 2, MiB), sequence(s, "drive2", "write", 2, MiB)]));
     expect([...a!, ...b!].sort((x, y) => x - y)).toEqual([0, 0.9, 1.9, 2.9]);
     await s.close();
 
@@ -309,7 +292,7 @@ describe("backend I/O limits on a virtual clock", () => {
       }
       return times;
     })();
-    const [c, e] = await run(t, Promise.all([sequence(t, "drive0", "write", 2, MiB), node]));
+    const [c, e] = await runOnVirtualClock(t, Promise.all([sequence(t, "drive0", "write", 2, MiB), node]));
     expect([...c!, ...e!].sort((x, y) => x - y)).toEqual([0, 0.9, 1.9, 2.9]);
     await t.close();
   });
@@ -347,7 +330,7 @@ describe("latency histograms from guest I/O accounting", () => {
     // Throttled writes take measurable virtual time: 0, 0.9 and 1.9 s after they were issued.
     await throttle(s, "drive0", { bps_wr: MiB });
     expect(await s.q("block-latency-histogram-set", { id: "dev0", boundaries: [100e6, 500e6], "boundaries-flush": [1] })).toEqual({ return: {} });
-    await run(s, sequence(s, "drive0", "write", 3, MiB));
+    await runOnVirtualClock(s, sequence(s, "drive0", "write", 3, MiB));
     await sequence(s, "drive0", "read", 2, 4096);
     await sequence(s, "drive0", "flush", 1, 0);
     const stats = (await s.q("query-blockstats")).return[0].stats;

@@ -261,3 +261,21 @@ async function runSide(kind: "emu" | "qemu", sc: Scenario): Promise<SideResult> 
 export async function differential(sc: Scenario): Promise<{ ours: SideResult; theirs: SideResult }> {
   return { ours: await runSide("emu", sc), theirs: await runSide("qemu", sc) };
 }
+
+/** Lets queued I/O callbacks run (a few event-loop turns). */
+export async function settle(): Promise<void> {
+  for (let i = 0; i < 8; i++) await new Promise((r) => setImmediate(r));
+}
+
+/** Steps a virtual clock 10 ms at a time until `p` settles (at most 20 s of virtual time). */
+export async function runOnVirtualClock<T>(s: { clock: { nowNs(): number; step(ns: number): void } }, p: Promise<T>): Promise<T> {
+  let done = false;
+  void p.then(() => (done = true), () => (done = true));
+  await settle();
+  while (!done) {
+    if (s.clock.nowNs() > 20e9) throw new Error("I/O still held after 20 s of virtual time");
+    s.clock.step(10e6);
+    await settle();
+  }
+  return p;
+}

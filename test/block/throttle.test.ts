@@ -6,7 +6,7 @@
 import { afterAll, describe, expect, it } from "vitest";
 import * as fs from "node:fs";
 import type { VirtualClock } from "../../src/core/clock.ts";
-import { emulator, hasQemuSystem, normalise, realQemu, tmpDir, type Session } from "./helpers.ts";
+import { emulator, hasQemuSystem, normalise, realQemu, runOnVirtualClock, settle, tmpDir, type Session } from "./helpers.ts";
 
 const MiB = 1 << 20;
 const d = tmpDir();
@@ -94,10 +94,6 @@ describe.skipIf(!hasQemuSystem)("throttle timing on the real clock", () => {
 
 type Emu = Awaited<ReturnType<typeof emulator>>;
 
-async function settle(): Promise<void> {
-  for (let i = 0; i < 8; i++) await new Promise((r) => setImmediate(r));
-}
-
 async function withGroup(limits: Record<string, number>, nodes = ["t0"]): Promise<Emu & { clock: VirtualClock }> {
   const s = await emulator({ clock: "virtual" });
   expect(await s.q("object-add", { "qom-type": "throttle-group", id: "tg0", limits })).toEqual({ return: {} });
@@ -123,25 +119,12 @@ async function sequence(s: Emu & { clock: VirtualClock }, node: string, op: stri
   return times;
 }
 
-/** Steps the clock 10 ms at a time until `p` settles (at most 20 s of virtual time). */
-async function run<T>(s: { clock: VirtualClock }, p: Promise<T>): Promise<T> {
-  let done = false;
-  void p.then(() => (done = true), () => (done = true));
-  await settle();
-  while (!done) {
-    if (s.clock.nowNs() > 20e9) throw new Error("I/O still held after 20 s of virtual time");
-    s.clock.step(10e6);
-    await settle();
-  }
-  return p;
-}
-
 const seconds = (ns: number) => ns / 1e9;
 
 describe("throttle limits on a virtual clock", () => {
   it("bps-total=1 MiB/s: 4 MiB in 1 MiB writes takes ~2.9 s (a tenth of a second's worth goes at once)", async () => {
     const s = await withGroup({ "bps-total": MiB });
-    const times = await run(s, sequence(s, "t0", "write", 4, MiB));
+    const times = await runOnVirtualClock(s, sequence(s, "t0", "write", 4, MiB));
     // Admitted when the bucket is down to 0.1 MiB: 0, 0.9, 1.9, 2.9 s.
     expect(times.map(seconds).map((t) => Math.round(t * 100) / 100)).toEqual([0, 0.9, 1.9, 2.9]);
     await s.close();
@@ -158,7 +141,7 @@ describe("throttle limits on a virtual clock", () => {
 
   it("two nodes on one group share its budget, round-robin", async () => {
     const s = await withGroup({ "bps-total": MiB }, ["t0", "t1"]);
-    const [a, b] = await run(s, Promise.all([sequence(s, "t0", "write", 2, MiB), sequence(s, "t1", "write", 2, MiB)]));
+    const [a, b] = await runOnVirtualClock(s, Promise.all([sequence(s, "t0", "write", 2, MiB), sequence(s, "t1", "write", 2, MiB)]));
     const all = [...a!, ...b!].sort((x, y) => x - y).map(seconds);
     // 4 MiB through one 1 MiB/s budget, not two: the last write goes at 2.9 s, not 0.9 s.
     expect(all.map((t) => Math.round(t * 100) / 100)).toEqual([0, 0.9, 1.9, 2.9]);
@@ -169,45 +152,45 @@ describe("throttle limits on a virtual clock", () => {
 
   it("read and write limits apply to their direction only; zeroes and discards are writes", async () => {
     const s = await withGroup({ "bps-read": MiB });
-    expect(await run(s, sequence(s, "t0", "write", 4, MiB))).toEqual([0, 0, 0, 0]);
-    expect(await run(s, sequence(s, "t0", "zero", 2, MiB))).toEqual([0, 0]);
-    const reads = await run(s, sequence(s, "t0", "read", 3, MiB));
+    expect(await runOnVirtualClock(s, sequence(s, "t0", "write", 4, MiB))).toEqual([0, 0, 0, 0]);
+    expect(await runOnVirtualClock(s, sequence(s, "t0", "zero", 2, MiB))).toEqual([0, 0]);
+    const reads = await runOnVirtualClock(s, sequence(s, "t0", "read", 3, MiB));
     expect(reads.map((t) => Math.round(seconds(t) * 100) / 100)).toEqual([0, 0.9, 1.9]);
     await s.close();
     const w = await withGroup({ "bps-write": MiB });
-    const zeroes = await run(w, sequence(w, "t0", "zero", 3, MiB));
+    const zeroes = await runOnVirtualClock(w, sequence(w, "t0", "zero", 3, MiB));
     expect(zeroes.map((t) => Math.round(seconds(t) * 100) / 100)).toEqual([0, 0.9, 1.9]);
     await w.close();
   });
 
   it("iops-total counts operations; iops-size counts large requests as several", async () => {
     const s = await withGroup({ "iops-total": 10 });
-    const times = await run(s, sequence(s, "t0", "write", 20, 4096));
+    const times = await runOnVirtualClock(s, sequence(s, "t0", "write", 20, 4096));
     // One operation's worth of bucket: two go at once, then one every 100 ms.
     expect(Math.round(seconds(times.at(-1)!) * 100) / 100).toBe(1.8);
     await s.close();
     const big = await withGroup({ "iops-total": 10, "iops-size": 4096 });
     // 64 KiB = 16 operations of 4 KiB each.
-    const t = await run(big, sequence(big, "t0", "write", 2, 65536));
+    const t = await runOnVirtualClock(big, sequence(big, "t0", "write", 2, 65536));
     expect(t.map((x) => Math.round(seconds(x) * 100) / 100)).toEqual([0, 1.5]);
     await big.close();
   });
 
   it("a burst rate lets max * max-length through before the average applies", async () => {
     const s = await withGroup({ "bps-total": MiB, "bps-total-max": 4 * MiB });
-    const times = await run(s, sequence(s, "t0", "write", 6, MiB));
+    const times = await runOnVirtualClock(s, sequence(s, "t0", "write", 6, MiB));
     expect(times.map((t) => Math.round(seconds(t) * 100) / 100)).toEqual([0, 0, 0, 0, 0, 1]);
     await s.close();
   });
 
   it("new limits set with qom-set apply to the next requests", async () => {
     const s = await withGroup({ "bps-total": MiB });
-    await run(s, sequence(s, "t0", "write", 2, MiB));
+    await runOnVirtualClock(s, sequence(s, "t0", "write", 2, MiB));
     const t0 = s.clock.nowNs();
     expect(await s.q("qom-set", { path: "/objects/tg0", property: "limits", value: { "bps-total": 0 } })).toEqual({ return: {} });
-    expect(await run(s, sequence(s, "t0", "write", 3, MiB))).toEqual([t0, t0, t0]);
+    expect(await runOnVirtualClock(s, sequence(s, "t0", "write", 3, MiB))).toEqual([t0, t0, t0]);
     await s.q("qom-set", { path: "/objects/tg0", property: "limits", value: { "bps-total": 2 * MiB } });
-    const times = await run(s, sequence(s, "t0", "write", 3, MiB));
+    const times = await runOnVirtualClock(s, sequence(s, "t0", "write", 3, MiB));
     // The buckets start empty again: 0, then (1 - 0.2) / 2 s, then 0.5 s more.
     expect(times.map((t) => Math.round(seconds(t - t0) * 100) / 100)).toEqual([0, 0.4, 0.9]);
     await s.close();

@@ -7,18 +7,12 @@
 import { afterAll, describe, expect, it } from "vitest";
 import * as fs from "node:fs";
 import { createQcow2, openFileStore, openQcow2, type Qcow2CreateOptions, type Qcow2Image } from "../../src/image/index.ts";
-import { firstDiff, hasQemu, pattern, qemuCheck, qemuContent, qemuImg, rng, tmpDir } from "./qemu-tools.ts";
+import { firstDiff, hasQemu, pattern, qemuCheck, qemuContent, qemuImg, rng, tmpDir, createImage } from "./qemu-tools.ts";
 
 const t = tmpDir("qmpemu-snap-");
 afterAll(() => t.cleanup());
 
-async function create(name: string, opts: Qcow2CreateOptions): Promise<string> {
-  const file = t.file(name);
-  const s = openFileStore(file, { create: true });
-  await createQcow2(s, opts);
-  await s.close();
-  return file;
-}
+const create = (name: string, opts: Qcow2CreateOptions) => createImage(t, name, opts);
 
 const open = (file: string) => openQcow2(openFileStore(file), { metadataCache: "writeback" });
 const pool = pattern(4 << 20, 11);

@@ -9,19 +9,13 @@ import {
   type Qcow2CreateOptions,
   type Qcow2Image,
 } from "../../src/image/index.ts";
-import { firstDiff, hasQemu, pattern, qemuCheck, qemuContent, qemuImg, qemuIo, qemuMap, rng, tmpDir } from "./qemu-tools.ts";
+import { firstDiff, hasQemu, pattern, qemuCheck, qemuContent, qemuImg, qemuIo, qemuMap, rng, tmpDir, createImage } from "./qemu-tools.ts";
 
 const t = tmpDir();
 afterAll(() => t.cleanup());
 // Durability (fsync) is not what these tests look at; the crash test covers ordering.
 
-async function create(name: string, opts: Qcow2CreateOptions): Promise<string> {
-  const file = t.file(name);
-  const s = openFileStore(file, { create: true });
-  await createQcow2(s, opts);
-  await s.close();
-  return file;
-}
+const create = (name: string, opts: Qcow2CreateOptions) => createImage(t, name, opts);
 
 const pool = pattern(12 << 20, 77);
 

@@ -3,6 +3,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { createQcow2, openFileStore, type Qcow2CreateOptions } from "../../src/image/index.ts";
 
 function which(cmd: string): boolean {
   return spawnSync("which", [cmd]).status === 0;
@@ -95,4 +96,13 @@ export function firstDiff(a: Uint8Array, b: Uint8Array): number {
   const n = Math.min(a.length, b.length);
   for (let i = 0; i < n; i++) if (a[i] !== b[i]) return i;
   return a.length === b.length ? -1 : n;
+}
+
+/** Writes a new qcow2 image `name` in `dir` with the library itself; returns its path. */
+export async function createImage(dir: { file(name: string): string }, name: string, opts: Qcow2CreateOptions): Promise<string> {
+  const file = dir.file(name);
+  const s = openFileStore(file, { create: true });
+  await createQcow2(s, opts);
+  await s.close();
+  return file;
 }
